@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv first.
+VENV := .venv
+STAMP := $(VENV)/.installed
+# Stage commands in dvc.yaml call `python`: the venv's, wherever dvc is started from here.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+# The demo: the whole pipeline offline on the synthetic sources, on the CPU, as a DVC
+# experiment in a temporary folder (`--temp`), so params.yaml and the workspace stay as
+# they are; `dvc exp show` lists the result. Models start from random weights (ImageNet
+# weights need a download) at a reduced input size, with a larger learning rate to match.
+DEMO_PARAMS := \
+	-S fer.source=synthetic -S emotiw.source=synthetic -S align.landmarks=dlib \
+	-S models.alexnet.weights=none -S models.alexnet.input_size=112 -S input.resize=128 \
+	-S stage1.epochs=8 -S stage1.lr=0.01 -S stage1.lr_step=6 -S stage1.batch_size=64 \
+	-S stage2.epochs=8 -S stage2.lr=0.005 -S stage2.lr_step=6 -S stage2.batch_size=32
+
+.PHONY: setup demo test test-all grid report bench clean-venv
+
+$(STAMP): requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -r requirements.txt
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	@git rev-parse --verify -q HEAD >/dev/null || { echo "make demo needs a git commit (DVC experiments are commits): git add -A && git commit -m init"; exit 1; }
+	dvc exp run --temp $(DEMO_PARAMS)
+	dvc exp show --no-pager --drop 'train\.|decode|align\.detector' --md
+
+test: $(STAMP)
+	python -m pytest
+
+test-all: $(STAMP)
+	python -m pytest -m ''
+
+# The paper's grid: 2 models x 6 data schemes, queued; run with `dvc queue start --jobs N`.
+grid: $(STAMP)
+	python -m staged_fer.evaluation.grid
+
+report: $(STAMP)
+	python -m staged_fer.evaluation.report --out reports/grid
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

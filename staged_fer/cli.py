@@ -1,0 +1,25 @@
+"""What every stage script shares: argument parsing and turning errors into one clear line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .errors import PipelineError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--params", default="params.yaml", help="params file to read")
+    return p
+
+
+def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
+    """Run a stage's main; a PipelineError becomes `error: <message>` on stderr and exit code 1."""
+    try:
+        main(argv)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,45 @@
+"""Stage build_splits: assemble the train/validation sets of both training stages.
+
+Reads params `stage1.data` and `stage2.data` (the paper's data schemes, see
+staged_fer/data/splits.py) and writes one split file per training stage. Both files are
+rewritten on every run, with identical bytes when their scheme is unchanged, so changing
+`stage2.data` never retrains stage 1.
+"""
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from staged_fer.cli import parser, run_stage
+from staged_fer.config import choice, load_params
+from staged_fer.data.splits import STAGE1_SCHEMES, STAGE2_SCHEMES, build_split, save_split
+from staged_fer.errors import PipelineError
+from staged_fer.io import load_npz
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--fer", required=True, help="decoded FER-2013 (.npz)")
+    p.add_argument("--emotiw", required=True, help="aligned EmotiW faces (.npz)")
+    p.add_argument("--stage1", required=True, help="output: stage-1 split (.npz)")
+    p.add_argument("--stage2", required=True, help="output: stage-2 split (.npz)")
+    args = p.parse_args(argv)
+
+    params = load_params(args.params)
+    schemes = {"stage1": choice(params, "stage1.data", STAGE1_SCHEMES),
+               "stage2": choice(params, "stage2.data", STAGE2_SCHEMES)}
+    for path in (args.fer, args.emotiw):
+        if not Path(path).is_file():
+            raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
+    fer, emotiw = load_npz(args.fer), load_npz(args.emotiw)
+
+    for stage in ("stage1", "stage2"):
+        split = build_split(schemes[stage], fer, emotiw)
+        save_split(getattr(args, stage), split)
+        sizes = ", ".join(f"{b.name}: {len(b)}" for b in split.train + split.val) or "empty"
+        print(f"{stage}: {split.scheme} ({sizes})")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -1,0 +1,146 @@
+"""The shared plumbing: typed params, atomic and reproducible writers, the data schemes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+import yaml
+
+from staged_fer.config import choice, parse
+from staged_fer.data.splits import build_split, load_split, save_split
+from staged_fer.errors import PipelineError
+from staged_fer.io import atomic_path, load_npz, save_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float
+    kind: Literal["a", "b"]
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    count: int
+    inner: Inner
+    path: str | None
+
+
+def test_parse_builds_nested_dataclasses():
+    cfg = parse(Outer, {"name": "x", "count": 3, "inner": {"rate": 1, "kind": "b"}, "path": None}, "sec")
+    assert cfg == Outer("x", 3, Inner(1.0, "b"), None)
+    assert isinstance(cfg.inner.rate, float)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "x", "count": 3, "inner": {"rate": 1, "kind": "b"}, "path": None, "extra": 1}, "unknown key `sec.extra`"),
+    ({"name": "x", "inner": {"rate": 1, "kind": "b"}, "path": None}, "missing key `sec.count`"),
+    ({"name": "x", "count": "3", "inner": {"rate": 1, "kind": "b"}, "path": None}, "`sec.count` must be an integer"),
+    ({"name": "x", "count": True, "inner": {"rate": 1, "kind": "b"}, "path": None}, "`sec.count` must be an integer"),
+    ({"name": "x", "count": 3, "inner": {"rate": 1, "kind": "c"}, "path": None}, "`sec.inner.kind` is 'c'; expected one of"),
+    ({"name": "x", "count": 3, "inner": {"rate": 1, "kind": "a", "typo": 0}, "path": None}, "unknown key `sec.inner.typo`"),
+])
+def test_parse_names_the_bad_key(raw, message):
+    with pytest.raises(PipelineError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse(Outer, raw, "sec")
+
+
+def test_choice_reads_a_dotted_key():
+    params = {"stage1": {"data": "fer28"}}
+    assert choice(params, "stage1.data", ("fer28", "none")) == "fer28"
+    with pytest.raises(PipelineError, match="`stage1.data` is 'fer28'; expected one of: none"):
+        choice(params, "stage1.data", ("none",))
+    with pytest.raises(PipelineError, match="missing key `stage2.data`"):
+        choice(params, "stage2.data", ("none",))
+
+
+def test_save_npz_is_byte_reproducible_and_round_trips(tmp_path):
+    arrays = {"images": np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4),
+              "usage": np.array(["Training", "PublicTest"]), "source": np.array("synthetic")}
+    save_npz(tmp_path / "a.npz", **arrays)
+    time.sleep(1.1)  # a writer that stamps the time would now differ
+    save_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    loaded = load_npz(tmp_path / "a.npz")
+    assert set(loaded) == set(arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out" / "file.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert not target.exists()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _fake_sources():
+    rng = np.random.default_rng(0)
+    usage = np.array(["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"] * 2)
+    fer = {"images": rng.integers(0, 256, (11, 48, 48), dtype=np.uint8),
+           "labels": np.arange(11) % 7, "usage": usage, "source": np.array("file")}
+    emotiw = {"images": rng.integers(0, 256, (7, 256, 256), dtype=np.uint8),
+              "labels": np.array([0, 1, 2, 3, 4, 5, -1]),
+              "split": np.array(["Train", "Train", "Train", "Val", "Val", "Val", "Test"]),
+              "outcome": np.array(["aligned", "aligned", "fallback", "aligned", "fallback", "aligned", "aligned"]),
+              "paths": np.array([f"p{i}.png" for i in range(7)]), "source": np.array("synthetic")}
+    return fer, emotiw
+
+
+@pytest.mark.parametrize("scheme, train_sizes, val_sizes, synthetic", [
+    ("fer28", [6], [3], False),
+    ("fer32", [9], [2], False),
+    ("fer32_emotiw", [9, 2], [3], True),   # the fallback Train face is never trained on
+    ("emotiw", [2], [3], True),            # fallback Val faces are scored; Test is unlabelled
+    ("none", [], [], False),
+])
+def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp_path):
+    fer, emotiw = _fake_sources()
+    split = build_split(scheme, fer, emotiw)
+    assert [len(b) for b in split.train] == train_sizes
+    assert [len(b) for b in split.val] == val_sizes
+    assert split.synthetic is synthetic
+    save_split(tmp_path / "s.npz", split)
+    back = load_split(tmp_path / "s.npz")
+    assert back.scheme == scheme and back.synthetic == synthetic
+    for a, b in zip(split.train + split.val, back.train + back.val):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def _run_build_splits(tmp_path, params):
+    fer, emotiw = _fake_sources()
+    save_npz(tmp_path / "fer.npz", **fer)
+    save_npz(tmp_path / "emotiw.npz", **emotiw)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, str(ROOT / "stages" / "build_splits.py"), "--params", str(tmp_path / "params.yaml"),
+           "--fer", str(tmp_path / "fer.npz"), "--emotiw", str(tmp_path / "emotiw.npz"),
+           "--stage1", str(tmp_path / "out" / "s1.npz"), "--stage2", str(tmp_path / "out" / "s2.npz")]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_build_splits_stage_writes_both_splits(tmp_path):
+    result = _run_build_splits(tmp_path, {"stage1": {"data": "fer32"}, "stage2": {"data": "emotiw"}})
+    assert result.returncode == 0, result.stderr
+    assert load_split(tmp_path / "out" / "s1.npz").scheme == "fer32"
+    assert load_split(tmp_path / "out" / "s2.npz").scheme == "emotiw"
+
+
+def test_build_splits_stage_rejects_an_unknown_scheme_cleanly(tmp_path):
+    result = _run_build_splits(tmp_path, {"stage1": {"data": "fer99"}, "stage2": {"data": "emotiw"}})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: `stage1.data` is 'fer99'; expected one of: fer28, fer32, fer32_emotiw, none"]
+    assert not (tmp_path / "out").exists()
