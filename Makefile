@@ -36,8 +36,9 @@ test-all: $(STAMP)
 	python -m pytest -m ''
 
 # The paper's grid: 2 models x 6 data schemes, queued; run with `dvc queue start --jobs N`.
+# Extra overrides for every run: make grid GRID="-S stage1.epochs=5"
 grid: $(STAMP)
-	python -m staged_fer.evaluation.grid
+	python -m staged_fer.evaluation.grid $(GRID)
 
 report: $(STAMP)
 	python -m staged_fer.evaluation.report --out reports/grid

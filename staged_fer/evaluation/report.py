@@ -1,0 +1,295 @@
+"""The grid's comparison report: every experiment next to the paper's numbers, with intervals
+and McNemar tests between experiments scored on the same split.
+
+    python -m staged_fer.evaluation.report --out reports/grid [--exp-show FILE] [--pair A B ...] [--split KEY]
+
+Reads `dvc exp show --json` (run here unless --exp-show names a saved copy) and, for the
+McNemar tests, each experiment's predictions CSV from the DVC cache (`dvc.api.read` at the
+experiment's commit). Writes <out>/report.md and <out>/table.png.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import PipelineError
+from ..io import save_figure, write_text
+from ..labels import LABEL_OF
+from .grid import MODELS, SCHEMES, Scheme, scheme_of_params
+from .stats import McNemar, mcnemar
+
+METRICS_FILE = "metrics/eval.json"
+PREDICTIONS = "reports/eval/predictions/{split}.csv"
+
+# EmotiW val / test accuracy in %, Ng et al. ICMI 2015, Figure 3 and text (see DESIGN.md).
+PAPER = {
+    ("alexnet", "fer28"): (46.9, 54.0, "S1"),
+    ("alexnet", "fer28-to-emotiw"): (48.5, 55.6, "S3"),
+    ("alexnet", "fer32-to-emotiw"): (44.1, 50.5, "S7"),
+    ("vgg_m", "fer28"): (42.9, 47.0, "S2"),
+    ("vgg_m", "fer32"): (44.1, 51.1, "S6"),
+    ("vgg_m", "fer32-emotiw"): (46.9, 52.2, "S9"),
+    ("vgg_m", "fer28-to-emotiw"): (47.8, 52.1, "S5"),
+    ("vgg_m", "fer32-to-emotiw"): (47.3, 53.8, "S8"),
+}
+# Direct fine-tuning is reported for one unnamed model, on the test set only.
+PAPER_DIRECT_TEST = 37.8
+CHALLENGE_BASELINE = (35.96, 39.13)
+MODEL_TITLE = {"alexnet": "AlexNet", "vgg_m": "VGG-CNN-M-2048"}
+
+
+@dataclass
+class Experiment:
+    name: str
+    rev: str
+    model: str | None
+    scheme: Scheme | None
+    metrics: dict | None               # metrics/eval.json, None when the run has none
+    state: str = "success"             # success | queued | running | failed | ...
+    params: dict = field(default_factory=dict)
+    commit: bool = False               # a Git commit (baseline) rather than an experiment
+
+
+def _get(d: dict | None, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _experiment(entry: dict, state: str) -> Experiment:
+    data = entry.get("data") or {}
+    params = _get(data, "params", "params.yaml", "data") or {}
+    model = params.get("model")
+    s1, s2 = _get(params, "stage1", "data"), _get(params, "stage2", "data")
+    scheme = scheme_of_params(s1, s2) if s1 and s2 else None
+    metrics = _get(data, "metrics", METRICS_FILE, "data")
+    return Experiment(entry.get("name") or str(entry.get("rev", ""))[:7], str(entry.get("rev", "")),
+                      model, scheme, metrics or None, state, params)
+
+
+def parse_exp_show(doc: list) -> list[Experiment]:
+    """Commits and their experiments from `dvc exp show --json`, the workspace left out."""
+    if not isinstance(doc, list):
+        raise PipelineError("dvc exp show --json: expected a list of commits")
+    out = []
+    for commit in doc:
+        if commit.get("rev") == "workspace":
+            continue
+        base = _experiment(commit, "success" if not commit.get("error") else "failed")
+        base.commit = True
+        out.append(base)
+        for exp in commit.get("experiments") or []:
+            state = _get(exp, "executor", "state") or "success"
+            for rev in exp.get("revs") or []:
+                if rev.get("error"):
+                    state = "failed"
+                out.append(_experiment(rev, state))
+    return out
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _interval(block: dict | None) -> str:
+    if not block:
+        return "-"
+    return f"{_pct(block['accuracy'])} [{_pct(block['accuracy_ci95_low'])}, {_pct(block['accuracy_ci95_high'])}]"
+
+
+def _paper(model: str | None, scheme: Scheme | None) -> str:
+    if scheme is None:
+        return "-"
+    if scheme.name == "imagenet-to-emotiw":
+        return f"- / {PAPER_DIRECT_TEST} (model not stated)"
+    row = PAPER.get((model, scheme.name))
+    return f"{row[0]} / {row[1]} ({row[2]})" if row else "not reported"
+
+
+def _order(e: Experiment) -> tuple:
+    model = MODELS.index(e.model) if e.model in MODELS else len(MODELS)
+    scheme = SCHEMES.index(e.scheme) if e.scheme in SCHEMES else len(SCHEMES)
+    return model, scheme, e.name
+
+
+TABLE_HEADER = ["experiment", "model", "scheme", "fine-tuning", "EmotiW val % [95% CI]",
+                "stage-1 on EmotiW val %", "FER PublicTest %", "FER PrivateTest %", "EmotiW val macro-F1",
+                "EmotiW val cost-sens. %", "paper val / test %", "data"]
+
+
+def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
+    rows = []
+    for e in sorted((e for e in experiments if e.metrics), key=_order):
+        m = e.metrics
+        rows.append([
+            e.name, MODEL_TITLE.get(e.model, str(e.model)),
+            e.scheme.paper if e.scheme else "other", e.scheme.fine_tuning if e.scheme else "-",
+            _interval(m.get("emotiw_val")),
+            # With no stage 1 the "stage-1 model" is ImageNet's with an untrained head: no number.
+            "-" if e.scheme and e.scheme.stage1 == "none" else _interval(m.get("emotiw_val_stage1")),
+            _interval(m.get("fer_public_test")), _interval(m.get("fer_private_test")),
+            "-" if _get(m, "emotiw_val", "macro_f1") is None else f"{m['emotiw_val']['macro_f1']:.3f}",
+            _pct(_get(m, "emotiw_val", "cost_accuracy")), _paper(e.model, e.scheme),
+            "synthetic" if m.get("synthetic") else "real",
+        ])
+    return rows
+
+
+def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
+    """The paper's comparisons among the finished experiments: single vs double fine-tuning
+    (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and AlexNet vs VGG-CNN-M per scheme."""
+    by_key = {(e.model, e.scheme.name): e.name for e in experiments if e.metrics and e.scheme}
+    pairs = []
+    for model in MODELS:
+        for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw")):
+            if (model, single) in by_key and (model, double) in by_key:
+                pairs.append((by_key[model, single], by_key[model, double]))
+    for s in SCHEMES:
+        if ("alexnet", s.name) in by_key and ("vgg_m", s.name) in by_key:
+            pairs.append((by_key["alexnet", s.name], by_key["vgg_m", s.name]))
+    return pairs
+
+
+def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ids, true and predicted label ids from a predictions CSV written by `evaluate`."""
+    reader = csv.DictReader(io.StringIO(text))
+    ids, true, pred = [], [], []
+    for line, row in enumerate(reader, start=2):
+        try:
+            ids.append(row["id"])
+            true.append(LABEL_OF[row["true"]])
+            pred.append(LABEL_OF[row["predicted"]])
+        except KeyError as exc:
+            raise PipelineError(f"{where}: line {line}: missing column or unknown class {exc}") from None
+    return np.array(ids, dtype=str), np.array(true), np.array(pred)
+
+
+def paired_test(a: Experiment, b: Experiment, split: str,
+                read: Callable[[str, str], str]) -> McNemar:
+    """McNemar between two experiments' predictions on ``split``, matched by sample id."""
+    path = PREDICTIONS.format(split=split)
+    ids_a, true_a, pred_a = read_predictions(read(path, a.rev), f"{path}@{a.name}")
+    ids_b, true_b, pred_b = read_predictions(read(path, b.rev), f"{path}@{b.name}")
+    order_a, order_b = np.argsort(ids_a), np.argsort(ids_b)
+    if not np.array_equal(ids_a[order_a], ids_b[order_b]):
+        raise PipelineError(f"{path}: experiments {a.name} and {b.name} scored different samples; "
+                            f"McNemar needs the same split (rerun both on the same data)")
+    if not np.array_equal(true_a[order_a], true_b[order_b]):
+        raise PipelineError(f"{path}: experiments {a.name} and {b.name} disagree on the true labels")
+    return mcnemar(true_a[order_a], pred_a[order_a], pred_b[order_b])
+
+
+def dvc_reader(path: str, rev: str) -> str:
+    import dvc.api
+    try:
+        return dvc.api.read(path, rev=rev)
+    except Exception as exc:  # dvc raises many types; each means the same thing here
+        raise PipelineError(f"{path} at experiment commit {rev[:7]}: cannot read it from the DVC cache "
+                            f"({type(exc).__name__}: {exc}); run `dvc exp pull` for experiments run elsewhere, "
+                            f"or run the report in the repository that ran them") from None
+
+
+def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, str, McNemar]], split: str) -> str:
+    rows = table_rows(experiments)
+    lines = ["# The experiment grid next to Ng et al. (ICMI 2015)", ""]
+    if any(r[-1] == "synthetic" for r in rows):
+        lines += ["**Rows marked synthetic ran on synthetic data**: they exercise the pipeline and "
+                  "are not comparable with the paper's numbers.", ""]
+    lines += ["Accuracies in % with 95% bootstrap intervals. \"stage-1 on EmotiW val\" is the same run's "
+              "stage-1 model, i.e. single fine-tuning; for single-stage schemes the two columns agree. "
+              f"Paper: EmotiW val / test accuracy (submission); challenge baseline {CHALLENGE_BASELINE[0]} / "
+              f"{CHALLENGE_BASELINE[1]}.", ""]
+    lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    pending = [e for e in experiments if not e.metrics and not e.commit]
+    if pending:
+        lines += ["", "Without metrics (queued, running or failed): "
+                  + ", ".join(f"{e.name} ({e.state})" for e in pending)]
+    lines += ["", f"## McNemar tests on `{split}`", ""]
+    if tests:
+        lines += ["Paired on the same samples; A-only / B-only count the samples only one of them gets right. "
+                  "Exact binomial test below 25 discordant pairs, else chi-square with continuity correction.", "",
+                  "| A | B | n | A-only | B-only | test | p |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {a} | {b} | {t.n} | {t.only_a} | {t.only_b} | {t.method} | {t.p_value:.4g} |"
+                  for a, b, t in tests]
+    else:
+        lines.append("No pair of finished experiments to compare.")
+    return "\n".join(lines) + "\n"
+
+
+def render_png(experiments: Sequence[Experiment], path: str | Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # imported here: seconds that --help and parsing need not pay
+
+    rows = table_rows(experiments)
+    keep = [0, 3, 4, 5, 6, 7, 10, 11]  # the columns that fit a page
+    header = [TABLE_HEADER[i] for i in keep]
+    cells = [[r[i] for i in keep] for r in rows] or [["(no finished experiments)"] + [""] * (len(keep) - 1)]
+    fig, ax = plt.subplots(figsize=(11, 0.6 + 0.3 * (len(cells) + 1)))
+    ax.axis("off")
+    table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.auto_set_column_width(list(range(len(header))))
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def build_report(doc: list, out: str | Path, *, split: str = "emotiw_val",
+                 pairs: Sequence[tuple[str, str]] | None = None,
+                 read: Callable[[str, str], str] = dvc_reader) -> str:
+    experiments = parse_exp_show(doc)
+    by_name = {e.name: e for e in experiments}
+    if pairs is None:
+        pairs = default_pairs(experiments)
+    tests = []
+    for a, b in pairs:
+        for name in (a, b):
+            if name not in by_name or not by_name[name].metrics:
+                raise PipelineError(f"--pair {a} {b}: no finished experiment named {name!r} in `dvc exp show`")
+        tests.append((a, b, paired_test(by_name[a], by_name[b], split, read)))
+    text = render_markdown(experiments, tests, split)
+    out = Path(out)
+    write_text(out / "report.md", text)
+    render_png(experiments, out / "table.png")
+    return text
+
+
+def exp_show_json(path: str | None) -> list:
+    if path:
+        return json.loads(Path(path).read_text())
+    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PipelineError(f"`dvc exp show --json` failed: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for report.md and table.png")
+    p.add_argument("--exp-show", help="a saved `dvc exp show --json` output (default: run it)")
+    p.add_argument("--split", default="emotiw_val", help="scored set the McNemar tests compare on")
+    p.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
+                   help="experiments to compare (repeatable); default: the paper's comparisons")
+    args = p.parse_args(argv)
+    print(build_report(exp_show_json(args.exp_show), args.out, split=args.split,
+                       pairs=[tuple(x) for x in args.pair] if args.pair else None), end="")
+
+
+if __name__ == "__main__":
+    from ..cli import run_stage
+    sys.exit(run_stage(main))

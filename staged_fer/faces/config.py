@@ -1,0 +1,37 @@
+"""The `align` params section."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    scale_factor: float   # cv2.CascadeClassifier.detectMultiScale
+    min_neighbors: int
+    min_size: int         # smallest face side, in pixels of the detector's working image
+    max_side: int         # images are shrunk so their longer side is at most this, for detection only
+
+    def __post_init__(self):
+        if self.scale_factor <= 1.0:
+            raise ValueError("detector.scale_factor must be > 1")
+        if self.min_neighbors < 0 or self.min_size < 1 or self.max_side < 32:
+            raise ValueError("detector.min_neighbors >= 0, min_size >= 1 and max_side >= 32 are required")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    landmarks: Literal["fan", "dlib"]
+    min_fit: float
+    box_from: Literal["eye_centres", "outer_corners"]
+    size: int
+    detector: DetectorConfig
+    workers: int          # 0 = one process per available core
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_fit <= 1.0:
+            raise ValueError("min_fit must be within [0, 1]")
+        if self.size < 8:
+            raise ValueError("size must be at least 8")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0 (0 = one per core)")

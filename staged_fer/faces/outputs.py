@@ -1,0 +1,67 @@
+"""What the align_emotiw stage writes: the face arrays, the per-image log, the metrics, the sheets."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..labels import EMOTIONS, UNLABELED
+from .contact_sheet import aligned_sheet, failures_sheet
+from .pipeline import ALIGNED, FALLBACK, Result, summarize
+
+LOG_COLUMNS = ("path", "split", "label", "detector", "box_x", "box_y", "box_w", "box_h", "fit",
+               "right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y", "angle_deg", "outcome", "reason")
+
+
+def face_arrays(results: Sequence[Result], size: int, source: str) -> dict[str, np.ndarray]:
+    """The emotiw.npz contract: aligned faces everywhere, fallback crops in Val/Test only."""
+    kept = [r for r in results if r.outcome == ALIGNED or (r.outcome == FALLBACK and r.task.split != "Train")]
+    images = np.stack([r.face for r in kept]) if kept else np.zeros((0, size, size), np.uint8)
+    return {
+        "images": images.astype(np.uint8),
+        "labels": np.array([r.task.label for r in kept], dtype=np.int64),
+        "split": np.array([r.task.split for r in kept], dtype=str),
+        "paths": np.array([r.task.path for r in kept], dtype=str),
+        "outcome": np.array([r.outcome for r in kept], dtype=str),
+        "source": np.array(source),
+    }
+
+
+def _num(v, digits=2):
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def log_rows(results: Sequence[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        box = r.box if r.box is not None else (None,) * 4
+        eyes = r.eyes.ravel().tolist() if r.eyes is not None else [None] * 4
+        label = "" if r.task.label == UNLABELED else EMOTIONS[r.task.label]
+        rows.append([r.task.path, r.task.split, label, r.detector, *(_num(v, 1) for v in box), _num(r.fit, 4),
+                     *(_num(v) for v in eyes), _num(r.angle_deg), r.outcome, r.reason])
+    return rows
+
+
+def metrics(results: Sequence[Result], synthetic: bool, landmarks: str, empty: Sequence[str]) -> dict:
+    return {"synthetic": synthetic, "landmarks": landmarks, "images": len(results),
+            "empty_folders": list(empty), **summarize(results)}
+
+
+def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool) -> None:
+    """Both sheets, written beside ``folder`` and swapped in whole, so it is never half-written."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        aligned_sheet(results, tmp / "aligned.png", synthetic)
+        failures_sheet(results, tmp / "failures.png", synthetic)
+        os.chmod(tmp, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""VGG-CNN-M-2048 (Chatfield et al., BMVC 2014) as released in Caffe.
+
+Layer for layer the released deploy prototxt: conv1 96@7x7/2, ReLU, LRN, max-pool 3/2;
+conv2 256@5x5/2 pad 1, ReLU, LRN, max-pool 3/2; conv3-5 512@3x3 pad 1 with ReLU; max-pool 3/2;
+fc6 4096 and fc7 2048, each with ReLU and dropout 0.5. Caffe rounds pooled sizes up, hence
+``ceil_mode=True`` (at 224 the maps are 109, 54, 26, 13, 13 and 6). Modules are named after the
+Caffe layers so that the converter can map blobs by name.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .input_spec import InputSpec
+
+# Caffe's LRN (ACROSS_CHANNELS) divides by (k + alpha/n * sum of squares)^beta, as
+# torch.nn.LocalResponseNorm does, so the prototxt's values carry over unchanged.
+LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 0.0005, 0.75, 2.0
+
+# The VGG group's ILSVRC-2012 mean pixel, published as BGR (103.939, 116.779, 123.68) with its
+# Caffe releases (e.g. the VGG_ILSVRC_16_layers model-zoo entry); the CNN-M release ships the
+# mean image of the same training set (VGG_mean.binaryproto) instead. conv1 is flipped to RGB
+# on conversion, so the values are listed here in RGB order.
+MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
+
+POOL5_SIZE = 6
+
+
+def vgg_m_input_spec(size: int) -> InputSpec:
+    return InputSpec(size=size, mean=MEAN_PIXEL_RGB, std=(1.0, 1.0, 1.0), channel_order="RGB")
+
+
+class VggM(nn.Module):
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        # Layers are made on the meta device and initialised once, by reset_parameters:
+        # PyTorch's default init of fc6's 75M weights would cost seconds only to be overwritten.
+        device = torch.get_default_device()
+        with torch.device("meta"):
+            self._make_layers(num_classes)
+        self.to_empty(device=device)
+        self.reset_parameters()
+
+    def _make_layers(self, num_classes: int) -> None:
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(3, 96, kernel_size=7, stride=2)),
+            ("relu1", nn.ReLU(inplace=True)),
+            ("norm1", nn.LocalResponseNorm(LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K)),
+            ("pool1", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
+            ("conv2", nn.Conv2d(96, 256, kernel_size=5, stride=2, padding=1)),
+            ("relu2", nn.ReLU(inplace=True)),
+            ("norm2", nn.LocalResponseNorm(LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K)),
+            ("pool2", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
+            ("conv3", nn.Conv2d(256, 512, kernel_size=3, padding=1)),
+            ("relu3", nn.ReLU(inplace=True)),
+            ("conv4", nn.Conv2d(512, 512, kernel_size=3, padding=1)),
+            ("relu4", nn.ReLU(inplace=True)),
+            ("conv5", nn.Conv2d(512, 512, kernel_size=3, padding=1)),
+            ("relu5", nn.ReLU(inplace=True)),
+            ("pool5", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
+        ]))
+        # The identity at 224 (pool5 is already 6x6); it lets smaller crops reach fc6.
+        self.avgpool = nn.AdaptiveAvgPool2d(POOL5_SIZE)
+        self.classifier = nn.Sequential(OrderedDict([
+            ("fc6", nn.Linear(512 * POOL5_SIZE * POOL5_SIZE, 4096)),
+            ("relu6", nn.ReLU(inplace=True)),
+            ("drop6", nn.Dropout(0.5)),
+            ("fc7", nn.Linear(4096, 2048)),
+            ("relu7", nn.ReLU(inplace=True)),
+            ("drop7", nn.Dropout(0.5)),
+            ("fc8", nn.Linear(2048, num_classes)),
+        ]))
+
+    def reset_parameters(self) -> None:
+        # From-scratch training (weights: none) needs an init that keeps activations alive
+        # through ReLUs: He-normal for the convolutions, and the small Gaussian Caffe used for
+        # the fully connected layers.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))

@@ -1,0 +1,52 @@
+"""The params sections the training stages read: `stage1`/`stage2`, `input` and `train`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage (`stage1` or `stage2`); the paper's SGD with a step schedule."""
+    data: str                      # the split scheme; build_splits checks the name
+    epochs: int
+    batch_size: int                # global: split across `train.devices` processes
+    lr: float
+    lr_step: int                   # lr is divided by 10 every lr_step epochs
+    momentum: float
+    weight_decay: float
+    keep: Literal["best", "last"]  # best: highest validation accuracy, earlier epoch on ties
+    class_weights: bool            # weight the training loss by inverse class frequency
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError("epochs must be >= 0")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.lr_step < 1:
+            raise ValueError("lr_step must be >= 1")
+        if self.lr <= 0:
+            raise ValueError("lr must be > 0")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How faces become model input: resized to `resize`, then cropped to the model's size."""
+    resize: int
+    flip: bool
+
+    def __post_init__(self):
+        if self.resize < 1:
+            raise ValueError("resize must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    devices: int                   # >1: the stage re-runs itself under torchrun with DDP
+    device: Literal["auto", "cpu", "cuda"]
+    deterministic: bool            # torch.use_deterministic_algorithms
+    bf16: bool                     # bf16 autocast and channels_last, CUDA only
+
+    def __post_init__(self):
+        if self.devices < 1:
+            raise ValueError("devices must be >= 1")

@@ -1,0 +1,74 @@
+"""Per-epoch resume state, kept outside DVC's outputs and keyed by what the run depends on.
+
+DVC deletes a stage's declared outputs before running its command, so the state lives in
+``.resume/<stage>/<key>/`` (git-ignored). The key hashes the params sections the stage reads,
+the split file and (stage 2) the initial checkpoint: state from any other configuration is
+never used, and is deleted when a run starts. A successful run deletes its own state.
+
+Every random stream of an epoch is derived from (seed, epoch, rank) at the start of that
+epoch (see ``loop``), so the state at an epoch boundary is just model, optimizer, schedule,
+history and the best epoch so far: resuming from it replays the remaining epochs bit for bit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..io import atomic_path
+
+STATE = "state.pt"
+BEST = "best.pt"
+
+
+def file_digest(path: str | Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def run_key(params: Mapping[str, Any], files: Sequence[str | Path]) -> str:
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(file_digest(f).encode())
+    return h.hexdigest()[:20]
+
+
+class ResumeStore:
+    def __init__(self, root: str | Path, key: str):
+        self.root = Path(root)
+        self.dir = self.root / key
+
+    def drop_stale(self) -> None:
+        """Delete state of other configurations of this stage."""
+        if self.root.is_dir():
+            for child in self.root.iterdir():
+                if child != self.dir:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+
+    def load(self) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None] | None:
+        state_path = self.dir / STATE
+        if not state_path.is_file():
+            return None
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        best_path = self.dir / BEST
+        best = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else None
+        return state, best
+
+    def save(self, state: dict[str, Any], best: dict[str, torch.Tensor] | None) -> None:
+        """Write the best weights (when they changed) before the state that refers to them."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if best is not None:
+            with atomic_path(self.dir / BEST) as tmp:
+                torch.save(best, tmp)
+        with atomic_path(self.dir / STATE) as tmp:
+            torch.save(state, tmp)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for folder in (self.root, self.root.parent):   # .resume/<stage>, then .resume if empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -1,0 +1,173 @@
+"""The two training stages end to end: params in, checkpoint and DVCLive metrics out.
+
+Stage 1 fine-tunes the ImageNet model on its split; with scheme ``none`` it writes the
+ImageNet-initialised model unchanged (epoch 0, empty history) so that stage 2 starts from
+ImageNet. Stage 2 fine-tunes the stage-1 checkpoint on EmotiW; with scheme ``none`` it writes
+the stage-1 weights unchanged as the final model.
+
+The checkpoint keeps the epoch with the best validation accuracy (the earlier one on ties) or,
+with ``keep: last``, the last epoch; ``epoch`` names the kept epoch and ``best_val_acc`` is the
+highest validation accuracy of any epoch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import torch
+
+from ..config import load_params, section
+from ..data.splits import load_split
+from ..errors import PipelineError
+from ..io import atomic_path
+from ..labels import NUM_CLASSES
+from .config import InputConfig, StageConfig, TrainConfig
+from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
+from .inference import read_checkpoint
+from .live import LiveLog
+from .loop import FitResult, Trainer
+from .resume import ResumeStore, run_key
+
+StageName = Literal["stage1", "stage2"]
+SHARED_SECTIONS = ("seed", "model", "models", "input", "train")
+
+
+@dataclass(frozen=True)
+class StageParams:
+    raw: dict[str, Any]        # the sections this stage reads, as stored in the checkpoint
+    seed: int
+    model: str
+    models: Any                # staged_fer.models.ModelsConfig
+    input: InputConfig
+    train: TrainConfig
+    stage: StageConfig
+
+
+def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
+    from ..models import MODEL_NAMES, ModelsConfig
+
+    params = load_params(path)
+    for key in SHARED_SECTIONS + (stage,):
+        if key not in params:
+            raise PipelineError(f"{path}: missing key `{key}`")
+    seed, model = params["seed"], params["model"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PipelineError(f"{path}: `seed` must be an integer, got {seed!r}")
+    if model not in MODEL_NAMES:
+        raise PipelineError(f"{path}: `model` is {model!r}; expected one of: {', '.join(MODEL_NAMES)}")
+    return StageParams(
+        raw={k: params[k] for k in SHARED_SECTIONS + (stage,)}, seed=seed, model=model,
+        models=section(params, "models", ModelsConfig), input=section(params, "input", InputConfig),
+        train=section(params, "train", TrainConfig), stage=section(params, stage, StageConfig))
+
+
+def resume_root(params_path: str | Path, stage: StageName) -> Path:
+    """``.resume/train_<stage>`` beside the params file (the repository root under DVC)."""
+    return Path(params_path).resolve().parent / ".resume" / f"train_{stage}"
+
+
+def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
+                     params: dict[str, Any], epoch: int, best_val_acc: float | None,
+                     history: list[dict[str, float]], synthetic: bool, scheme: str) -> None:
+    ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
+            "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
+            "scheme": scheme}
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def _configure(train: TrainConfig, device: torch.device) -> None:
+    if train.deterministic and device.type == "cuda":
+        # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: AlexNet's AdaptiveAvgPool2d has no deterministic CUDA backward; torch then
+    # warns (naming the op) instead of refusing to train.
+    torch.use_deterministic_algorithms(train.deterministic, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not train.deterministic
+
+
+def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_dir: str | Path,
+        params_path: str | Path, init_path: str | Path | None, script: str, argv: list[str],
+        progress: bool = True) -> int:
+    """Run one training stage; returns the process exit code."""
+    from ..models import build_model, count_parameters, input_spec
+
+    p = read_stage_params(params_path, stage)
+    code = relaunch_under_torchrun(p.train, script, argv)
+    if code is not None:
+        if code != 0:
+            raise PipelineError(f"{stage}: a torchrun worker failed (exit code {code}); see its error above")
+        return 0
+    ctx, device = start(p.train)
+    try:
+        _run(stage, p, ctx, device, split_path=Path(split_path), out_path=Path(out_path),
+             live_dir=Path(live_dir), params_path=Path(params_path),
+             init_path=Path(init_path) if init_path is not None else None, progress=progress,
+             build_model=build_model, count_parameters=count_parameters, input_spec=input_spec)
+    finally:
+        stop(ctx)
+    return 0
+
+
+def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, split_path: Path,
+         out_path: Path, live_dir: Path, params_path: Path, init_path: Path | None, progress: bool,
+         build_model, count_parameters, input_spec) -> None:
+    _configure(p.train, device)
+    split = load_split(split_path)
+    if split.scheme != p.stage.data:
+        raise PipelineError(f"{split_path}: built for scheme {split.scheme!r} but params.yaml "
+                            f"`{stage}.data` is {p.stage.data!r}; run `dvc repro build_splits`")
+    init = None
+    if stage == "stage2":
+        init = read_checkpoint(init_path)
+        if init["model"] != p.model:
+            raise PipelineError(f"{init_path}: holds model {init['model']!r} but params.yaml `model` is "
+                                f"{p.model!r}; rerun train_stage1")
+    synthetic = split.synthetic or bool(init is not None and init["synthetic"])
+
+    if split.empty:
+        # Scheme "none": nothing to train; pass the starting weights through.
+        if init is None:
+            torch.manual_seed(p.seed)   # the fresh 7-way head
+            state = build_model(p.model, p.models, num_classes=NUM_CLASSES, pretrained=True).state_dict()
+        else:
+            state = init["state_dict"]
+        if ctx.main:
+            write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
+                             best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme)
+            LiveLog(live_dir, synthetic).finish(0, None)
+        barrier(ctx)
+        return
+
+    torch.manual_seed(p.seed)
+    model = build_model(p.model, p.models, num_classes=NUM_CLASSES, pretrained=init is None)
+    if init is not None:
+        model.load_state_dict(init["state_dict"])
+    spec = input_spec(p.model, p.models)
+    key_files = [split_path] + ([init_path] if init_path is not None else [])
+    store = ResumeStore(resume_root(params_path, stage), run_key(p.raw, key_files))
+    live = None
+    if ctx.main:
+        store.drop_stale()
+        live = LiveLog(live_dir, synthetic)
+        n_train = sum(len(b) for b in split.train)
+        n_val = sum(len(b) for b in split.val)
+        print(f"{stage}: {p.model} ({count_parameters(model):,} parameters) at {spec.size} px on "
+              f"{device}{f' x{ctx.world}' if ctx.active else ''}; {split.scheme}: {n_train} train / "
+              f"{n_val} val faces{' (synthetic)' if synthetic else ''}", file=sys.stderr)
+    barrier(ctx)
+    trainer = Trainer(model, spec, split, p.stage, p.input, p.train, p.seed, device, ctx,
+                      store=store, on_epoch=live.log_epoch if live is not None else None,
+                      progress=progress)
+    result: FitResult = trainer.fit()
+    if ctx.main:
+        write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
+                         epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
+                         synthetic=synthetic, scheme=split.scheme)
+        live.finish(result.epoch, result.best_val_acc)
+        store.clear()
+    barrier(ctx)

@@ -1,0 +1,30 @@
+"""Stage download_fer: fetch FER-2013 (params `fer`, `seed`) into the canonical CSV and a meta JSON."""
+import sys
+from pathlib import Path
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from staged_fer.cli import parser, run_stage
+from staged_fer.config import load_params, section
+from staged_fer.data.fer_source import FerConfig, fetch_fer
+from staged_fer.errors import PipelineError
+
+
+def main(argv=None) -> None:
+    p = parser("Fetch FER-2013 from fer.source (file, url, kaggle or synthetic), verify its checksum, "
+               "and write it as the canonical fer2013.csv (emotion,pixels,Usage) with a meta JSON.")
+    p.add_argument("--out", required=True, type=Path, help="canonical CSV to write")
+    p.add_argument("--meta", required=True, type=Path, help="meta JSON to write (source, MD5, rows, synthetic)")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    cfg = section(params, "fer", FerConfig)
+    seed = params.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PipelineError(f"params.yaml: `seed` must be an integer, got {seed!r}")
+    meta = fetch_fer(cfg, args.out, args.meta, seed)
+    check = f"MD5 {meta['md5']} verified" if meta["md5_expected"] else f"MD5 {meta['md5']} (not checked)"
+    print(f"download_fer: {meta['rows']} rows from {meta['origin']} ({meta['file']}), {check} -> {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

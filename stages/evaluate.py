@@ -1,0 +1,55 @@
+"""Stage evaluate: score the stage-1 and final models on every labelled split.
+
+Writes metrics/eval.json (one block per scored set, see staged_fer/evaluation/scoring.py),
+per-sample confusion rows for `dvc plots` under --plots, and under --reports the
+predictions CSVs, Figure-4-style confusion PNGs and a Markdown summary.
+"""
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from staged_fer.cli import parser, run_stage
+from staged_fer.config import load_params, section
+from staged_fer.errors import PipelineError
+from staged_fer.evaluation.metrics import EvaluateConfig
+from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
+from staged_fer.io import load_npz
+
+
+def _load(path: str, what: str) -> dict:
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: {what} not found (run `dvc repro`)")
+    return load_npz(path)
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--fer", required=True, help="decoded FER-2013 (.npz)")
+    p.add_argument("--emotiw", required=True, help="aligned EmotiW faces (.npz)")
+    p.add_argument("--stage1", required=True, help="stage-1 checkpoint")
+    p.add_argument("--stage2", required=True, help="final (stage-2) checkpoint")
+    p.add_argument("--metrics", required=True, help="metrics JSON to write")
+    p.add_argument("--plots", required=True, help="folder of per-sample confusion rows for `dvc plots`")
+    p.add_argument("--reports", required=True, help="folder of predictions CSVs, figures and a summary")
+    args = p.parse_args(argv)
+
+    params = load_params(args.params)
+    cfg = section(params, "evaluate", EvaluateConfig)
+    seed = params.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PipelineError(f"{args.params}: `seed` must be an integer, got {seed!r}")
+    sets = evaluation_sets(_load(args.fer, "decoded FER-2013"), _load(args.emotiw, "aligned EmotiW"),
+                           args.fer, args.emotiw)
+
+    # Imported here so that --help and input errors answer without loading torch.
+    from staged_fer.evaluation.inference import Predictor
+    predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2}, cfg)
+    scored = score(sets, predictor, predictor.synthetic)
+    write_outputs(scored, cfg, seed, predictor.info(), metrics_path=args.metrics,
+                  plots_dir=args.plots, reports_dir=args.reports)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -1,0 +1,82 @@
+"""The paper's grid: 2 models x 6 schemes queued as named DVC experiments."""
+from __future__ import annotations
+
+import json
+import pytest
+
+from staged_fer.evaluation import grid
+from tests.dvc_project import BIN, TINY_PARAMS, DvcProject
+
+EXPECTED = {
+    "fer28": ("fer28", "none"), "fer32": ("fer32", "none"), "fer32-emotiw": ("fer32_emotiw", "none"),
+    "fer28-to-emotiw": ("fer28", "emotiw"), "fer32-to-emotiw": ("fer32", "emotiw"),
+    "imagenet-to-emotiw": ("none", "emotiw"),
+}
+
+
+def test_dry_run_prints_the_twelve_commands(capsys):
+    assert grid.main(["--dry-run", "-S", "stage1.epochs=3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 12
+    assert lines[0] == ("dvc exp run --queue --name alexnet-fer28 -S model=alexnet -S stage1.data=fer28 "
+                        "-S stage2.data=none -S stage1.epochs=3")
+    assert lines[-1] == ("dvc exp run --queue --name vgg_m-imagenet-to-emotiw -S model=vgg_m -S stage1.data=none "
+                         "-S stage2.data=emotiw -S stage1.epochs=3")
+    expected = {f"{m}-{s}": (m, *d) for m in ("alexnet", "vgg_m") for s, d in EXPECTED.items()}
+    seen = {}
+    for line in lines:
+        words = line.split()
+        sets = dict(w.split("=", 1) for w in words[words.index("--name") + 3::2])
+        seen[words[words.index("--name") + 1]] = (sets["model"], sets["stage1.data"], sets["stage2.data"])
+    assert seen == expected
+
+
+def test_every_scheme_is_one_the_pipeline_builds():
+    from staged_fer.data.splits import STAGE1_SCHEMES, STAGE2_SCHEMES
+    for s in grid.SCHEMES:
+        assert s.stage1 in STAGE1_SCHEMES and s.stage2 in STAGE2_SCHEMES
+        assert grid.scheme_of_params(s.stage1, s.stage2) is s
+
+
+@pytest.mark.parametrize("bad", ["model=vgg_m", "stage2.data=none", "params.yaml:stage1.data=fer28", "epochs"])
+def test_overrides_the_grid_sets_itself_are_refused(bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--dry-run", "-S", bad])
+    assert exc.value.code == 2 and bad in capsys.readouterr().err
+
+
+def _project(tmp_path) -> DvcProject:
+    project = DvcProject.copy_of_repo(tmp_path, TINY_PARAMS)
+    if not (project.path / ".dvc").is_dir():
+        project.dvc("init", "-q")
+        project.run("git", "add", "-A")
+        project.run("git", "commit", "-q", "-m", "dvc init")
+    return project
+
+
+def _queued(project: DvcProject) -> dict[str, tuple]:
+    """name -> (model, stage1.data, stage2.data, stage1.epochs) of the queued experiments."""
+    queued = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp["revs"]:
+                p = rev["data"]["params"]["params.yaml"]["data"]
+                assert exp["executor"]["state"] == "queued"
+                queued[rev["name"]] = (p["model"], p["stage1"]["data"], p["stage2"]["data"], p["stage1"]["epochs"])
+    return queued
+
+
+def test_grid_queues_a_real_experiment(tmp_path):
+    project = _project(tmp_path)
+    result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--models", "vgg_m",
+                         "--schemes", "fer32-to-emotiw", "-S", "stage1.epochs=2")
+    assert "queued 1 experiments" in result.stdout
+    assert _queued(project) == {"vgg_m-fer32-to-emotiw": ("vgg_m", "fer32", "emotiw", 2)}
+
+
+@pytest.mark.slow
+def test_grid_queues_twelve_experiments(tmp_path):
+    project = _project(tmp_path)
+    result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "-S", "stage1.epochs=2")
+    assert "queued 12 experiments" in result.stdout
+    assert _queued(project) == {f"{m}-{s}": (m, *d, 2) for m in ("alexnet", "vgg_m") for s, d in EXPECTED.items()}

@@ -1,0 +1,155 @@
+"""The grid report rendered from `dvc exp show --json` output and predictions CSVs."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from staged_fer.errors import PipelineError
+from staged_fer.evaluation import report
+from staged_fer.labels import EMOTIONS
+
+
+def block(acc, n=100):
+    return {"n": n, "accuracy": acc, "accuracy_ci95_low": acc - 0.05, "accuracy_ci95_high": acc + 0.05,
+            "balanced_accuracy": acc - 0.1, "macro_f1": acc - 0.2, "cost_accuracy": acc + 0.1, "synthetic": True,
+            "per_class": {e: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 10} for e in EMOTIONS}}
+
+
+def rev(sha, name, model, s1, s2, acc=None):
+    """One revision as `dvc exp show --json` (DVC 3) lists it."""
+    metrics = {}
+    if acc is not None:
+        metrics = {report.METRICS_FILE: {"data": {
+            "synthetic": True, "model": model, "scheme": f"{s1} -> {s2}",
+            "fer_public_test": block(0.6), "fer_private_test": block(0.61),
+            "emotiw_val": block(acc), "emotiw_val_stage1": block(acc - 0.02)}}}
+    return {"rev": sha, "name": name, "data": {
+        "rev": sha, "timestamp": "2026-11-27T19:23:08",
+        "params": {"params.yaml": {"data": {"seed": 0, "model": model, "stage1": {"data": s1, "epochs": 1},
+                                            "stage2": {"data": s2, "epochs": 1}}}},
+        "metrics": metrics, "deps": {}, "outs": {}, "meta": {}}, "error": None, "experiments": None}
+
+
+def exp(r, state="success"):
+    return {"revs": [r], "executor": {"state": state, "name": "dvc-task", "local": None}, "name": r["name"]}
+
+
+EXP_SHOW = [
+    {**rev("workspace", None, "alexnet", "fer28", "emotiw", 0.50), "rev": "workspace"},
+    {**rev("a" * 40, "main", "alexnet", "fer28", "emotiw", 0.50), "experiments": [
+        exp(rev("b" * 40, "alexnet-fer28", "alexnet", "fer28", "none", 0.45)),
+        exp(rev("c" * 40, "vgg_m-fer28-to-emotiw", "vgg_m", "fer28", "emotiw", 0.40)),
+        exp(rev("d" * 40, "vgg_m-fer28", "vgg_m", "fer28", "none", 0.35)),
+        exp(rev("e" * 40, "alexnet-fer28-to-emotiw", "alexnet", "fer28", "emotiw", 0.55)),
+        exp(rev("f" * 40, "vgg_m-fer32", "vgg_m", "fer32", "none"), state="queued"),
+    ]},
+]
+
+
+def predictions_csv(truth, pred):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "true", "predicted", *(f"p_{e}" for e in EMOTIONS)])
+    for i, (t, p) in enumerate(zip(truth, pred)):
+        w.writerow([f"Val/{i:03d}.png", EMOTIONS[t], EMOTIONS[p], *["0.142857"] * 7])
+    return buf.getvalue()
+
+
+@pytest.fixture
+def no_png(monkeypatch):
+    """The PNG table is checked once (test_report_renders_table_next_to_the_paper); elsewhere it
+    only costs time."""
+    monkeypatch.setattr(report, "render_png", lambda experiments, path: None)
+
+
+@pytest.fixture
+def reader():
+    """Predictions per experiment commit: 40 samples; each model's double run fixes 12 of its
+    single run's errors and breaks 2 (McNemar exact: p = 2 * P(X <= 2 | 14, 1/2))."""
+    truth = np.arange(40) % 7
+    single = truth.copy()
+    single[:20] = (truth[:20] + 1) % 7
+    double = single.copy()
+    double[:12] = truth[:12]
+    double[30:32] = (truth[30:32] + 3) % 7
+    files = {"b": (truth, single), "e": (truth, double), "d": (truth, single), "c": (truth, double)}
+    calls = []
+
+    def read(path, rev):
+        calls.append((path, rev))
+        assert path == "reports/eval/predictions/emotiw_val.csv"
+        t, p = files[rev[0]]
+        # rows in a different order than the other experiment's: matching is by id
+        order = np.arange(len(t))[::-1] if rev[0] in "ce" else np.arange(len(t))
+        rows = predictions_csv(t, p).splitlines()
+        return "\n".join([rows[0]] + [rows[1 + i] for i in order]) + "\n"
+    read.calls = calls
+    return read
+
+
+def test_parse_exp_show_finds_commits_and_experiments():
+    exps = report.parse_exp_show(EXP_SHOW)
+    assert [e.name for e in exps] == ["main", "alexnet-fer28", "vgg_m-fer28-to-emotiw", "vgg_m-fer28",
+                                      "alexnet-fer28-to-emotiw", "vgg_m-fer32"]
+    queued = exps[-1]
+    assert queued.state == "queued" and queued.metrics is None and queued.scheme.name == "fer32"
+    assert exps[2].model == "vgg_m" and exps[2].scheme.paper == "FER28->EmotiW"
+
+
+def test_report_renders_table_next_to_the_paper(tmp_path, reader):
+    text = report.build_report(EXP_SHOW, tmp_path, read=reader)
+    assert (tmp_path / "report.md").read_text() == text
+    assert (tmp_path / "table.png").read_bytes()[:4] == b"\x89PNG"
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "experiment" not in line]
+    table = [r for r in rows if r.count("|") == len(report.TABLE_HEADER) + 1]
+    # model-major, then the paper's scheme order; the commit itself is a row too
+    assert [r.split(" | ")[0].lstrip("| ") for r in table] == [
+        "alexnet-fer28", "alexnet-fer28-to-emotiw", "main", "vgg_m-fer28", "vgg_m-fer28-to-emotiw"]
+    alex_double = next(r for r in table if r.startswith("| alexnet-fer28-to-emotiw "))
+    assert "55.0 [50.0, 60.0]" in alex_double and "53.0 [48.0, 58.0]" in alex_double
+    assert "48.5 / 55.6 (S3)" in alex_double and "double" in alex_double and "synthetic" in alex_double
+    vgg_single = next(r for r in table if r.startswith("| vgg_m-fer28 "))
+    assert "42.9 / 47.0 (S2)" in vgg_single and "VGG-CNN-M-2048" in vgg_single
+    assert "Without metrics (queued, running or failed): vgg_m-fer32 (queued)\n" in text
+    assert "synthetic data" in text.lower()
+
+
+def test_mcnemar_between_single_and_double(tmp_path, reader, no_png):
+    text = report.build_report(EXP_SHOW, tmp_path, read=reader)
+    p = 2 * (1 + 14 + 91) / 2 ** 14
+    assert f"| alexnet-fer28 | alexnet-fer28-to-emotiw | 40 | 2 | 12 | exact | {p:.4g} |" in text
+    assert f"| vgg_m-fer28 | vgg_m-fer28-to-emotiw | 40 | 2 | 12 | exact | {p:.4g} |" in text
+    # and across models on the same scheme: identical predictions
+    assert "| alexnet-fer28 | vgg_m-fer28 | 40 | 0 | 0 | exact | 1 |" in text
+    assert ("reports/eval/predictions/emotiw_val.csv", "e" * 40) in reader.calls
+
+
+def test_explicit_pair_and_unknown_experiment(tmp_path, reader, no_png):
+    text = report.build_report(EXP_SHOW, tmp_path, read=reader, pairs=[("vgg_m-fer28-to-emotiw", "alexnet-fer28")])
+    assert text.count("| exact |") == 1
+    with pytest.raises(PipelineError, match="'vgg_m-fer32'"):
+        report.build_report(EXP_SHOW, tmp_path, read=reader, pairs=[("vgg_m-fer32", "alexnet-fer28")])
+
+
+def test_pairs_on_different_samples_are_refused(tmp_path, reader, no_png):
+    def shifted(path, rev):
+        text = reader(path, rev)
+        return text.replace("Val/000.png", "Val/999.png") if rev[0] == "e" else text
+    with pytest.raises(PipelineError, match="alexnet-fer28 and alexnet-fer28-to-emotiw scored different samples"):
+        report.build_report(EXP_SHOW, tmp_path, read=shifted, pairs=[("alexnet-fer28", "alexnet-fer28-to-emotiw")])
+
+
+def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
+    saved = tmp_path / "exp.json"
+    # without predictions to pair: one experiment per model and scheme
+    main = rev("a" * 40, "main", "alexnet", "fer28", "emotiw")
+    saved.write_text(json.dumps([{**main, "experiments": EXP_SHOW[1]["experiments"][:1]}]))
+    from staged_fer.cli import run_stage
+    assert run_stage(report.main, ["--out", str(tmp_path / "out"), "--exp-show", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "No pair of finished experiments" in out and "main" not in out  # a commit without a run
+    assert (tmp_path / "out" / "report.md").is_file()

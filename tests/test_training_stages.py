@@ -1,0 +1,184 @@
+"""The stage scripts end to end: the real AlexNet at a small size, the `none` schemes, errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from staged_fer.cli import run_stage
+from staged_fer.config import load_params, section
+from staged_fer.data.splits import Bank, Split, save_split
+from staged_fer.models import ModelsConfig, build_model
+from staged_fer.training.config import InputConfig
+from staged_fer.training.inference import load_checkpoint, predict_proba, read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ROOT / "stages"
+sys.path.insert(0, str(STAGES))
+import train_stage1  # noqa: E402
+import train_stage2  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def faces(n, side, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, side, side), dtype=np.uint8), rng.integers(0, 7, n).astype(np.int64)
+
+
+def project(tmp: Path, stage1="fer28", stage2="emotiw", model="alexnet", **train) -> Path:
+    empty = Split("none", (), (), False)
+    s1 = Split("fer28", (Bank("FER Training", *faces(8, 48, 0)),), (Bank("FER PublicTest", *faces(4, 48, 1)),), True)
+    s2 = Split("emotiw", (Bank("EmotiW Train", *faces(8, 256, 2)),), (Bank("EmotiW Val", *faces(4, 256, 3)),), True)
+    save_split(tmp / "stage1.npz", s1 if stage1 != "none" else empty)
+    save_split(tmp / "stage2.npz", s2 if stage2 != "none" else empty)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"] = model
+    params["models"]["alexnet"].update(weights="none", input_size=64)
+    params["models"]["vgg_m"].update(weights="none", input_size=64)
+    params["input"]["resize"] = 72
+    params["stage1"].update(data=stage1, epochs=1, batch_size=8)
+    params["stage2"].update(data=stage2, epochs=1, batch_size=8)
+    params["train"].update({"device": "cpu", **train})
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp / "params.yaml"
+
+
+def args1(tmp):
+    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage1.npz"),
+            "--out", str(tmp / "models" / "stage1.pt"), "--live", str(tmp / "live" / "stage1")]
+
+
+def args2(tmp):
+    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage2.npz"),
+            "--init", str(tmp / "models" / "stage1.pt"), "--out", str(tmp / "models" / "stage2.pt"),
+            "--live", str(tmp / "live" / "stage2")]
+
+
+def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
+    project(tmp_path)
+    # Stage 1 as DVC runs it (a file in a fresh process), stage 2 in this process.
+    proc = subprocess.run([sys.executable, str(STAGES / "train_stage1.py"), *args1(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    s1 = torch.load(tmp_path / "models" / "stage1.pt", weights_only=True)
+    s2 = torch.load(tmp_path / "models" / "stage2.pt", weights_only=True)
+    for ckpt, scheme in ((s1, "fer28"), (s2, "emotiw")):
+        assert ckpt["model"] == "alexnet" and ckpt["scheme"] == scheme and ckpt["synthetic"] is True
+        assert ckpt["epoch"] == 1 and len(ckpt["history"]) == 1
+        assert set(ckpt["params"]) == {"seed", "model", "models", "input", "train", "stage1" if scheme == "fer28" else "stage2"}
+        assert ckpt["state_dict"]["features.0.weight"].shape == (64, 3, 11, 11)
+    assert not torch.equal(s1["state_dict"]["classifier.6.weight"], s2["state_dict"]["classifier.6.weight"])
+    for stage in ("stage1", "stage2"):
+        live = tmp_path / "live" / stage
+        metrics = json.loads((live / "metrics.json").read_text())
+        assert metrics["synthetic"] is True and 0 <= metrics["val_acc"] <= 1
+        assert sorted(p.name for p in (live / "plots" / "metrics").iterdir()) == \
+            ["lr.tsv", "train_acc.tsv", "train_loss.tsv", "val_acc.tsv", "val_loss.tsv"]
+        assert not (live / "dvc.yaml").exists()
+    assert not (tmp_path / ".resume" / "train_stage1").exists()
+    # What evaluation does with it.
+    params = load_params(tmp_path / "params.yaml")
+    model, spec, _ = load_checkpoint(tmp_path / "models" / "stage2.pt", section(params, "models", ModelsConfig), "cpu")
+    probs = predict_proba(model, spec, faces(3, 256, 9)[0], section(params, "input", InputConfig), "cpu")
+    assert probs.shape == (3, 7)
+
+
+def test_none_schemes_pass_the_weights_through(tmp_path):
+    project(tmp_path, stage1="none", stage2="none")
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
+    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    s1 = read_checkpoint(tmp_path / "models" / "stage1.pt")
+    s2 = read_checkpoint(tmp_path / "models" / "stage2.pt")
+    assert s1["epoch"] == 0 and s1["history"] == [] and s1["scheme"] == "none" and s1["best_val_acc"] is None
+    # The ImageNet initialisation (here `weights: none`: the seeded random init) with its fresh head.
+    torch.manual_seed(load_params(tmp_path / "params.yaml")["seed"])
+    fresh = build_model("alexnet", section(load_params(tmp_path / "params.yaml"), "models", ModelsConfig))
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(s1["state_dict"][key], value), key
+        assert torch.equal(s2["state_dict"][key], value), key
+    assert s2["epoch"] == 0 and s2["scheme"] == "none" and "stage2" in s2["params"]
+    metrics = json.loads((tmp_path / "live" / "stage2" / "metrics.json").read_text())
+    assert metrics == {"synthetic": False, "kept_epoch": 0}
+    assert (tmp_path / "live" / "stage2" / "plots" / "metrics").is_dir()
+
+
+def test_unknown_model_is_one_line_naming_the_key(tmp_path, capsys):
+    project(tmp_path, model="resnet")
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`model` is 'resnet'" in err and "alexnet, vgg_m" in err
+    assert not (tmp_path / "models").exists()
+
+
+def test_split_of_another_scheme_is_refused(tmp_path, capsys):
+    project(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["stage1"]["data"] = "fer32"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    assert "built for scheme 'fer28' but params.yaml `stage1.data` is 'fer32'" in capsys.readouterr().err
+
+
+def test_stage2_refuses_a_stage1_model_of_another_network(tmp_path, capsys):
+    project(tmp_path, stage1="none")
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["model"] = "vgg_m"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_stage(train_stage2.main, args2(tmp_path)) == 1
+    assert "holds model 'alexnet' but params.yaml `model` is 'vgg_m'" in capsys.readouterr().err
+    assert not (tmp_path / "models" / "stage2.pt").exists()
+
+
+def test_bad_train_params_name_the_key(tmp_path, capsys):
+    project(tmp_path, device="tpu")
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    assert "`train.device`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_stage_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path):
+    """The real script, AlexNet at 64 px, 3 epochs: SIGKILL once an epoch's state is on disk."""
+    import signal
+    import time
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for d in (whole, killed):
+        d.mkdir()
+        project(d)
+        params = yaml.safe_load((d / "params.yaml").read_text())
+        params["stage1"].update(epochs=3, batch_size=4)
+        (d / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, str(STAGES / "train_stage1.py")]
+    assert subprocess.run(cmd + args1(whole), env=env, capture_output=True, timeout=900).returncode == 0
+
+    proc = subprocess.Popen(cmd + args1(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+    while not list((killed / ".resume").glob("train_stage1/*/state.pt")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "models" / "stage1.pt").exists()
+    rerun = subprocess.run(cmd + args1(killed), env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0 and "resuming after epoch" in rerun.stderr, rerun.stderr[-2000:]
+    a = read_checkpoint(whole / "models" / "stage1.pt")
+    b = read_checkpoint(killed / "models" / "stage1.pt")
+    assert a["history"] == b["history"] and a["epoch"] == b["epoch"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][key], value), key
+    assert not (killed / ".resume").exists()
