@@ -11,6 +11,7 @@ from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
 from ..errors import PipelineError
+from .init import he_init
 from .input_spec import InputSpec
 
 WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
@@ -56,6 +57,8 @@ def build_alexnet(num_classes: int, imagenet: bool) -> nn.Module:
     model = AlexNet()
     if imagenet:
         model.load_state_dict(imagenet_state_dict())
+    else:
+        he_init(model)
     old = model.classifier[6]
     model.classifier[6] = nn.Linear(old.in_features, num_classes)
     return model

@@ -13,6 +13,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .init import he_init
 from .input_spec import InputSpec
 
 # Caffe's LRN (ACROSS_CHANNELS) divides by (k + alpha/n * sum of squares)^beta, as
@@ -74,16 +75,7 @@ class VggM(nn.Module):
         ]))
 
     def reset_parameters(self) -> None:
-        # From-scratch training (weights: none) needs an init that keeps activations alive
-        # through ReLUs: He-normal for the convolutions, and the small Gaussian Caffe used for
-        # the fully connected layers.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
