@@ -16,7 +16,7 @@ DEMO_PARAMS := \
 	-S stage1.epochs=8 -S stage1.lr=0.02 -S stage1.lr_step=6 -S stage1.batch_size=64 \
 	-S stage2.epochs=6 -S stage2.lr=0.005 -S stage2.lr_step=4 -S stage2.batch_size=32
 # The columns of `dvc exp show` worth a glance after the demo.
-SHOW_COLUMNS := 'Experiment|Created|^model$$|stage[12]\.data|fer_public_test\.accuracy$$|emotiw_val\.accuracy$$|emotiw_val_stage1\.accuracy$$'
+SHOW_COLUMNS := 'Experiment|Created|stage[12]\.data|fer_public_test\.accuracy$$|emotiw_val\.accuracy$$|emotiw_val_stage1\.accuracy$$'
 
 .PHONY: setup demo test test-all grid report bench clean-venv
 
