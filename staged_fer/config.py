@@ -117,3 +117,11 @@ def choice(params: Mapping[str, Any], dotted: str, choices: tuple[str, ...]) -> 
     if node not in choices:
         raise PipelineError(f"params.yaml: `{dotted}` is {node!r}; expected one of: {', '.join(choices)}")
     return node
+
+
+def read_seed(params: Mapping[str, Any]) -> int:
+    """The top-level `seed` shared by every stage that draws random numbers."""
+    value = params.get("seed")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PipelineError(f"params.yaml: `seed` must be an integer, got {value!r}")
+    return value

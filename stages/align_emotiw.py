@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import load_params, section, read_seed
 from staged_fer.data.emotiw import EmotiwConfig, scan_sfew, warn_empty
 from staged_fer.errors import PipelineError
 from staged_fer.faces.config import AlignConfig
@@ -60,9 +60,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     params = load_params(args.params)
-    seed = params.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PipelineError(f"params.yaml: `seed` must be an integer, got {seed!r}")
+    seed = read_seed(params)
     emotiw = section(params, "emotiw", EmotiwConfig)
     align = section(params, "align", AlignConfig)
     if emotiw.source == "dir" and not Path(emotiw.root).is_dir():

@@ -5,9 +5,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import load_params, section, read_seed
 from staged_fer.data.fer_source import FerConfig, fetch_fer
-from staged_fer.errors import PipelineError
 
 
 def main(argv=None) -> None:
@@ -18,9 +17,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     cfg = section(params, "fer", FerConfig)
-    seed = params.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PipelineError(f"params.yaml: `seed` must be an integer, got {seed!r}")
+    seed = read_seed(params)
     meta = fetch_fer(cfg, args.out, args.meta, seed)
     check = f"MD5 {meta['md5']} verified" if meta["md5_expected"] else f"MD5 {meta['md5']} (not checked)"
     print(f"download_fer: {meta['rows']} rows from {meta['origin']} ({meta['file']}), {check} -> {args.out}")

@@ -11,7 +11,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import load_params, section, read_seed
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
@@ -37,9 +37,7 @@ def main(argv=None) -> None:
 
     params = load_params(args.params)
     cfg = section(params, "evaluate", EvaluateConfig)
-    seed = params.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PipelineError(f"{args.params}: `seed` must be an integer, got {seed!r}")
+    seed = read_seed(params)
     sets = evaluation_sets(_load(args.fer, "decoded FER-2013"), _load(args.emotiw, "aligned EmotiW"),
                            args.fer, args.emotiw)
 
