@@ -50,7 +50,6 @@ def test_labels_come_from_the_emotion_folder_only(tree, aligned):
     assert "Val/Neutral/tiny.png" in arrays["paths"]
 
 
-@pytest.mark.slow
 def test_huge_photo_is_found_through_the_shrunk_copy_and_boxed_in_full_resolution(tmp_path):
     """8000x8000: detected on the shrunk copy, boxed, fitted and cropped at full resolution."""
     write_png(tmp_path / "Val" / "Surprise" / "huge.png", huge_with_face())

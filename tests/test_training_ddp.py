@@ -68,7 +68,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     """About 30 s idle, over a minute on a busy 2-core box: process start-up dominates."""
     mp.start_processes(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, start_method="spawn")

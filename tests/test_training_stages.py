@@ -149,7 +149,6 @@ def test_bad_train_params_name_the_key(tmp_path, capsys):
     assert "`train.device`" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_stage_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path):
     """The real script, AlexNet at 64 px, 3 epochs: SIGKILL once an epoch's state is on disk."""
     import signal
