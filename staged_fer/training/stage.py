@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping
 
 import torch
 
-from ..config import load_params, section
+from ..config import load_params, read_seed, section
 from ..data.splits import load_split
 from ..errors import PipelineError
 from ..io import atomic_path
@@ -53,9 +53,7 @@ def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
     for key in SHARED_SECTIONS + (stage,):
         if key not in params:
             raise PipelineError(f"{path}: missing key `{key}`")
-    seed, model = params["seed"], params["model"]
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PipelineError(f"{path}: `seed` must be an integer, got {seed!r}")
+    seed, model = read_seed(params), params["model"]
     if model not in MODEL_NAMES:
         raise PipelineError(f"{path}: `model` is {model!r}; expected one of: {', '.join(MODEL_NAMES)}")
     return StageParams(
