@@ -203,3 +203,17 @@ def test_gray_fold_matches_replicated_input(name, size):
     unfold_gray_input(model)
     with torch.no_grad():
         torch.testing.assert_close(model.features(rgb), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_random_init_is_he_normal(name):
+    """From scratch, every conv is He-normal (fan_out) and every linear layer N(0, 0.01)."""
+    torch.manual_seed(0)
+    model = build_model(name, OFFLINE)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
+            assert module.weight.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.1)
+            assert torch.count_nonzero(module.bias) == 0
+        elif isinstance(module, nn.Linear):
+            assert module.weight.std().item() == pytest.approx(0.01, rel=0.1)
