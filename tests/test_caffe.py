@@ -287,14 +287,6 @@ def test_wrong_network_is_named(tmp_path):
 # ---- download into torch.hub's cache -------------------------------------------------------
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    home = tmp_path / "torch_home"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # honour TORCH_HOME even after a set_dir
-    return home / "hub" / "checkpoints"
-
-
-@pytest.fixture
 def server(tmp_path):
     """An HTTP server on 127.0.0.1 serving tmp_path/www."""
     root = tmp_path / "www"

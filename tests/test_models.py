@@ -30,14 +30,6 @@ OFFLINE = config(alexnet={"weights": "none"}, vgg_m={"weights": "none"})
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    home = tmp_path / "torch_home"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # honour TORCH_HOME even after a set_dir
-    return home / "hub" / "checkpoints"
-
-
-@pytest.fixture
 def no_network(monkeypatch):
     def refuse(url, *args, **kwargs):
         raise urllib.error.URLError(f"no network for {url}")
