@@ -20,13 +20,8 @@ from staged_fer.training.stage import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions spend more time in thread hand-offs than in arithmetic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny convolutions spend more time in thread hand-offs than in arithmetic.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_net(num_classes=7):

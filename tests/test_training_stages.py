@@ -24,12 +24,8 @@ import train_stage1  # noqa: E402
 import train_stage2  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny convolutions spend more time in thread hand-offs than in arithmetic.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def faces(n, side, seed):

@@ -4,23 +4,14 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import torch
 
 from ..config import section
+from ..devices import resolve_device
 from ..errors import PipelineError
 from ..models.config import ModelsConfig
 from ..training.config import InputConfig
 from ..training.inference import load_checkpoint, predict_proba
 from .metrics import EvaluateConfig
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("params.yaml: `evaluate.device` is cuda but no CUDA device is visible "
-                            "(set it to auto or cpu)")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 class Predictor:
@@ -32,7 +23,7 @@ class Predictor:
         self.input_cfg = section(params, "input", InputConfig)
         self.model_name = params.get("model")
         self.batch_size = cfg.batch_size
-        self.device = pick_device(cfg.device)
+        self.device = resolve_device(cfg.device, "evaluate.device")
         self.models = {}
         for role, path in checkpoints.items():
             model, spec, ckpt = load_checkpoint(path, self.models_cfg, self.device)

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 import torch.distributed as dist
 
+from ..devices import resolve_device
 from ..errors import PipelineError
 from .config import TrainConfig
 
@@ -57,11 +58,7 @@ def relaunch_under_torchrun(cfg: TrainConfig, script: str, argv: Sequence[str]) 
 
 
 def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
-    cuda = torch.cuda.is_available()
-    if cfg.device == "cuda" and not cuda:
-        raise PipelineError("params.yaml: `train.device` is 'cuda' but no CUDA device is available "
-                            "(set it to auto or cpu)")
-    if cfg.device == "cpu" or not cuda:
+    if resolve_device(cfg.device, "train.device").type == "cpu":
         return torch.device("cpu")
     if cfg.devices > torch.cuda.device_count():
         raise PipelineError(f"params.yaml: `train.devices` is {cfg.devices} but this machine has "
