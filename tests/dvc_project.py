@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.params_baseline import committed_text
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -45,25 +47,57 @@ def set_param(params: dict, dotted: str, value) -> None:
     node[last] = value
 
 
+def output_folders(dvc_yaml: Path) -> set[str]:
+    """The top folders that the stages of ``dvc_yaml`` write into (data/, models/, metrics/, ...)."""
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    names = {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
+    folders = set()
+    for stage in spec["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                path = next(iter(entry)) if isinstance(entry, dict) else entry
+                path = re.sub(r"\$\{(\w+)\}", lambda m: names[m.group(1)], path)
+                if "/" in path:
+                    folders.add(path.split("/")[0])
+    return folders
+
+
+def _is_run_output(rel: str, folders: set[str]) -> bool:
+    return rel == "dvc.lock" or rel.split("/")[0] in folders
+
+
 class DvcProject:
     def __init__(self, path: Path):
         self.path = path
+        # The user's own DVC and git configuration (a global cache dir, hooks) stays out of it.
+        private = path.with_name(path.name + ".config")
         self.env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
                     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
                     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+                    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+                    "DVC_GLOBAL_CONFIG_DIR": str(private / "global"),
+                    "DVC_SYSTEM_CONFIG_DIR": str(private / "system"),
+                    "DVC_SITE_CACHE_DIR": str(private / "site-cache"),
                     "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "2"}
 
     @classmethod
     def copy_of_repo(cls, dest: Path, overrides: dict) -> "DvcProject":
-        """Copy the tracked and unignored files of the repo, shrink params.yaml, commit."""
+        """Copy the repo's code into a fresh git repo, shrink params.yaml, commit.
+
+        The code is copied as it stands (tracked and unignored files), so the tests exercise
+        the code being tested; params.yaml comes from the commit, and `dvc.lock` and every
+        output of the pipeline are left behind, so a user's experiments and runs in the
+        working tree never leak into the copy.
+        """
         listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                                 capture_output=True, check=True).stdout.decode().split("\0")
+        outputs = output_folders(ROOT / "dvc.yaml")
         for rel in filter(None, listed):
             src = ROOT / rel
-            if src.is_file():
+            if src.is_file() and not _is_run_output(rel, outputs):
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / rel)
-        params = yaml.safe_load((dest / "params.yaml").read_text())
+        params = yaml.safe_load(committed_text("params.yaml"))
         for key, value in overrides.items():
             set_param(params, key, value)
         (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -13,6 +13,7 @@ from faces_samples import write_png, astronaut_gray, write_sfew_fixture
 from staged_fer.cli import run_stage
 from staged_fer.faces.outputs import LOG_COLUMNS
 from staged_fer.io import load_npz
+from tests.params_baseline import baseline_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def _stage():
 
 
 def _params(tmp_path, root, **align):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = baseline_params()
     params["emotiw"]["root"] = str(root)
     params["align"].update({"landmarks": "dlib", "workers": 1, **align})
     path = tmp_path / "params.yaml"

@@ -74,13 +74,6 @@ def test_bad_cost_config_names_the_problem(raw, key):
         parse(CostConfig, raw, "evaluate.cost")
 
 
-def test_params_yaml_evaluate_section_parses():
-    from staged_fer.config import load_params, section
-    from tests.dvc_project import ROOT
-    cfg = section(load_params(ROOT / "params.yaml"), "evaluate", EvaluateConfig)
-    assert cfg.bootstrap >= 100 and cfg.cost.similar
-
-
 def test_bootstrap_interval_is_seeded_and_brackets_the_accuracy():
     correct = np.r_[np.ones(70, bool), np.zeros(30, bool)]
     a = bootstrap_accuracy_interval(correct, resamples=500, seed=3)

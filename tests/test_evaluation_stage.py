@@ -13,6 +13,7 @@ from staged_fer.cli import run_stage
 from staged_fer.config import section
 from staged_fer.io import save_npz
 from staged_fer.models import ModelsConfig, build_model
+from tests.params_baseline import baseline_params
 from tests.dvc_project import ROOT
 from tests.test_evaluation import make_data
 
@@ -22,7 +23,7 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     path = tmp_path_factory.mktemp("evaluate")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     params["models"]["alexnet"].update(weights="none", input_size=SIZE)
     params["input"]["resize"] = 72
     params["evaluate"].update(bootstrap=50, device="cpu", batch_size=7)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from staged_fer.cli import run_stage
-from staged_fer.config import load_params, parse, section
+from staged_fer.config import parse, section
 from staged_fer.data import fer_source
 from staged_fer.data.fer_decode import decode_fer_csv
 from staged_fer.data.fer_source import FerConfig, fetch_fer, read_meta
 from staged_fer.errors import PipelineError
+from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def tar_gz(path: Path, members: dict[str, bytes], links: dict[str, str] | None =
 @pytest.fixture
 def cfg() -> FerConfig:
     """The real `fer` section, pointed at files the tests make."""
-    return section(load_params(ROOT / "params.yaml"), "fer", FerConfig)
+    return section(baseline_params(), "fer", FerConfig)
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def assert_nothing_written(out_csv: Path, meta: Path) -> None:
     ("colour", 1, "unknown key `fer.colour`"),
 ])
 def test_bad_params_name_the_key(key, value, words):
-    raw = dict(load_params(ROOT / "params.yaml")["fer"])
+    raw = dict(baseline_params()["fer"])
     raw[key] = value
     with pytest.raises(PipelineError, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse(FerConfig, raw, "fer")
@@ -348,7 +349,7 @@ def test_synthetic_source_writes_a_decodable_labelled_csv(cfg, out):
 def test_stage_error_is_one_line_and_exit_code_1(tmp_path, capsys):
     from stages.download_fer import main
 
-    params = load_params(ROOT / "params.yaml")
+    params = baseline_params()
     params["fer"]["path"] = str(tmp_path / "absent.tar.gz")
     path = tmp_path / "params.yaml"
     path.write_text(json.dumps(params))  # JSON is YAML
@@ -364,7 +365,7 @@ def test_stage_runs_the_file_source(tmp_path, capsys):
 
     src = tmp_path / "fer2013.csv"
     src.write_bytes(fer_csv())
-    params = load_params(ROOT / "params.yaml")
+    params = baseline_params()
     params["fer"].update(path=str(src), md5=md5(fer_csv()))
     (tmp_path / "params.yaml").write_text(json.dumps(params))
     rc = run_stage(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "o.csv"),

@@ -9,14 +9,15 @@ import torch
 from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
-from staged_fer.config import load_params, parse, section
+from staged_fer.config import parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import MODEL_NAMES, ModelsConfig, build_model, count_parameters, input_spec
 from staged_fer.models.alexnet import weights_cache_file
 from staged_fer.models.vgg_m import VggM
 from staged_fer.training.gray import GrayConv, fold_gray_input, unfold_gray_input
+from tests.params_baseline import baseline_params
 
-PARAMS = load_params("params.yaml")
+PARAMS = baseline_params()
 
 
 def config(**overrides) -> ModelsConfig:
@@ -34,12 +35,6 @@ def no_network(monkeypatch):
     def refuse(url, *args, **kwargs):
         raise urllib.error.URLError(f"no network for {url}")
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-
-
-def test_params_yaml_section_parses():
-    cfg = section(PARAMS, "models", ModelsConfig)
-    assert cfg.alexnet.input_size == 227 and cfg.vgg_m.input_size == 224
-    assert cfg.vgg_m.caffemodel_url.endswith("/VGG_CNN_M_2048.caffemodel")
 
 
 @pytest.mark.parametrize("overrides, message", [

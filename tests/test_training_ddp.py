@@ -16,6 +16,7 @@ from staged_fer.data.splits import Bank, Split
 from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
 from staged_fer.training.distributed import SINGLE, Dist
 from staged_fer.training.loop import Trainer
+from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = SimpleNamespace(size=16, mean=(124.0, 116.0, 104.0), std=(58.0, 57.0, 57.0))
@@ -110,7 +111,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     from staged_fer.training.inference import read_checkpoint
 
     save_split(tmp_path / "stage1.npz", split())
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     params["models"]["alexnet"].update(weights="none", input_size=64)
     params["input"]["resize"] = 72
     params["stage1"].update(epochs=1, batch_size=32)

@@ -16,6 +16,7 @@ from staged_fer.training import loop, resume
 from staged_fer.training.inference import read_checkpoint
 from staged_fer.training.loop import class_weights
 from staged_fer.training.stage import run
+from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def write_project(tmp: Path, **overrides) -> Path:
     s2 = Split("emotiw", (Bank("EmotiW Train", *faces(40, 20, 2)),), (Bank("EmotiW Val", *faces(20, 20, 3)),), True)
     save_split(tmp / "stage1.npz", s1)
     save_split(tmp / "stage2.npz", s2)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     for stage in ("stage1", "stage2"):
         params[stage].update(epochs=3, batch_size=16, lr=0.05, lr_step=2)
     params["stage1"]["data"] = "fer28"

@@ -16,6 +16,7 @@ from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.training.config import InputConfig
 from staged_fer.training.inference import load_checkpoint, predict_proba, read_checkpoint
+from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "stages"
@@ -39,7 +40,7 @@ def project(tmp: Path, stage1="fer28", stage2="emotiw", model="alexnet", **train
     s2 = Split("emotiw", (Bank("EmotiW Train", *faces(8, 256, 2)),), (Bank("EmotiW Val", *faces(4, 256, 3)),), True)
     save_split(tmp / "stage1.npz", s1 if stage1 != "none" else empty)
     save_split(tmp / "stage2.npz", s2 if stage2 != "none" else empty)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     params["model"] = model
     params["models"]["alexnet"].update(weights="none", input_size=64)
     params["models"]["vgg_m"].update(weights="none", input_size=64)

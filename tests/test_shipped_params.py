@@ -1,0 +1,50 @@
+"""The params.yaml the repository ships: every section parses, and the defaults are the paper's.
+
+Read from the commit (see params_baseline), so an experiment left in the working file never
+makes this pass or fail.
+"""
+from staged_fer.config import choice, read_seed, section
+from staged_fer.data.emotiw import EmotiwConfig
+from staged_fer.data.fer_decode import DecodeConfig
+from staged_fer.data.fer_source import FerConfig
+from staged_fer.data.splits import STAGE1_SCHEMES, STAGE2_SCHEMES
+from staged_fer.evaluation.metrics import EvaluateConfig
+from staged_fer.faces.config import AlignConfig
+from staged_fer.models import MODEL_NAMES, ModelsConfig
+from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
+from tests.params_baseline import baseline_params
+
+SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "align": AlignConfig,
+            "stage1": StageConfig, "stage2": StageConfig, "models": ModelsConfig, "input": InputConfig,
+            "train": TrainConfig, "evaluate": EvaluateConfig}
+
+
+def test_every_section_parses_and_nothing_else_is_there():
+    params = baseline_params()
+    assert set(params) == {"seed", "model", *SECTIONS}
+    read_seed(params)
+    for name, cls in SECTIONS.items():
+        section(params, name, cls)
+
+
+def test_defaults_are_the_papers_configuration():
+    params = baseline_params()
+    assert params["model"] == "alexnet" and params["model"] in MODEL_NAMES
+    assert choice(params, "stage1.data", STAGE1_SCHEMES) == "fer28"     # FER28 -> EmotiW: submission 3
+    assert choice(params, "stage2.data", STAGE2_SCHEMES) == "emotiw"
+    for stage in ("stage1", "stage2"):   # SGD, momentum 0.9, weight decay 0.0005, lr 0.001 / 10 every 10 epochs
+        cfg = section(params, stage, StageConfig)
+        assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_step) == (0.001, 0.9, 0.0005, 10)
+    models = section(params, "models", ModelsConfig)
+    assert models.alexnet.weights == models.vgg_m.weights == "imagenet"
+    assert (models.alexnet.input_size, models.vgg_m.input_size) == (227, 224)
+    assert models.vgg_m.caffemodel_url.endswith("/VGG_CNN_M_2048.caffemodel")
+    align = section(params, "align", AlignConfig)
+    assert (align.min_fit, align.box_from, align.size) == (0.3, "eye_centres", 256)
+    assert section(params, "input", InputConfig).resize == 256
+    train = section(params, "train", TrainConfig)
+    assert (train.devices, train.device) == (1, "auto")
+    assert section(params, "fer", FerConfig).source == "file"
+    assert section(params, "emotiw", EmotiwConfig).source == "dir"
+    evaluate = section(params, "evaluate", EvaluateConfig)
+    assert evaluate.bootstrap >= 100 and evaluate.cost.similar
