@@ -25,12 +25,12 @@ from staged_fer.io import save_npz, write_csv, write_json
 
 
 def _landmarker(cfg: AlignConfig):
-    """FAN for the main process, or None: dlib then runs inside the workers."""
+    """FAN for the main process, on `align.device`, or None: dlib then runs inside the workers."""
     if cfg.landmarks == "dlib":
         return None
-    import torch
+    from staged_fer.devices import resolve_device
     from staged_fer.faces.landmarks import load_fan
-    return load_fan("cuda" if torch.cuda.is_available() else "cpu")
+    return load_fan(resolve_device(cfg.device, "align.device").type)
 
 
 def _progress():

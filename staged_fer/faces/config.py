@@ -27,6 +27,9 @@ class AlignConfig:
     size: int
     detector: DetectorConfig
     workers: int          # 0 = one process per available core
+    # Where FAN runs: auto (CUDA when present) | cpu | cuda, resolved like `train.device`.
+    # The default serves code that builds the config directly; params.yaml must still name it.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self):
         if not 0.0 <= self.min_fit <= 1.0:

@@ -5,7 +5,7 @@ Each image is handled independently and the results come back in the order of th
 (sorted by path by the caller), so the output does not depend on the number of workers.
 Detection and dlib landmarks run in a process pool whose workers load the cascades and the
 shape predictor once. With FAN, workers only read and detect; the landmark network runs in
-the main process (on CUDA when present), one batch per image holding all its candidate boxes.
+the main process (on `align.device`), each forward pass holding the candidate boxes of several images.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from . import geometry
 from .config import AlignConfig
 from .decode import Unreadable, read_gray
 from .detection import Detection, FaceDetector
-from .landmarks import DlibLandmarker, Landmarker
+from .landmarks import DlibLandmarker, FanLandmarker, Landmarker
 
 # Candidates tried per image, largest first: a large false positive (a poster, a pattern)
 # must not hide the real face behind it, but a crowd must not cost a landmark fit per face.
@@ -141,14 +141,22 @@ def worker_count(requested: int) -> int:
     return requested if requested > 0 else len(os.sched_getaffinity(0))
 
 
+def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
+    """The image and candidate boxes FAN fits for one worker result (None: nothing to fit)."""
+    return None if isinstance(item, Result) else (item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]])
+
+
 def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
-              fan: Landmarker | None = None,
+              fan: FanLandmarker | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Result]:
-    """Run every task; ``fan`` given: workers detect and FAN runs here, else dlib in the workers."""
+    """Run every task; ``fan`` given: workers detect and FAN runs here on the faces of several
+    images at once, else dlib runs in the workers."""
     n = worker_count(cfg.workers)
     results: list[Result] = []
-    for i, item in enumerate(_run(tasks, str(root), cfg, fan is None, n)):
-        results.append(item if isinstance(item, Result) else finish_one(item, fan, cfg))
+    stream = _run(tasks, str(root), cfg, fan is None, n)
+    fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
+    for i, (item, landmarker) in enumerate(fitted):
+        results.append(item if isinstance(item, Result) else finish_one(item, landmarker, cfg))
         if progress:
             progress(i + 1, len(tasks))
     return results
