@@ -89,6 +89,18 @@ def fan_fit(scores: np.ndarray) -> float:
     return float(np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0).mean())
 
 
+def _cache_numba(utils) -> None:
+    """Numba compiles the library's heatmap decoding afresh in every process (about 20 s of CPU);
+    its on-disk cache (beside the library, or under NUMBA_CACHE_DIR) makes that once per install."""
+    for name in ("transform_np", "_get_preds_fromhm"):
+        fn = getattr(utils, name, None)
+        if hasattr(fn, "enable_caching"):
+            try:
+                fn.enable_caching()
+            except RuntimeError:   # no writable cache location: compile in memory, as the library does
+                pass
+
+
 class FanLandmarker:
     """face-alignment's FAN on our boxes, the faces of several images in shared forward passes.
 
@@ -104,6 +116,7 @@ class FanLandmarker:
         self.batch_size = batch_size
         self._crop, self._decode, self._y_offset = utils.crop, utils.get_preds_fromhm, utils.CENTER_Y_OFFSET
         self._reference_scale = model.face_detector.reference_scale
+        _cache_numba(utils)
 
     def __call__(self, gray: np.ndarray, boxes: Sequence[Box]) -> list[tuple[np.ndarray, float]]:
         return self.many([(gray, boxes)])[0]

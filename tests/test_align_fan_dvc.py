@@ -1,0 +1,26 @@
+"""align_emotiw with the default `align.landmarks: fan`, through the real `dvc` CLI, offline:
+face-alignment loads the random FAN(4) weights placed under TORCH_HOME (conftest's
+``fan_weights``), and `align.min_fit: 0` lets their fits pass, so the plumbing is tested."""
+import json
+
+import cv2
+
+from faces_samples import astronaut_gray, write_png
+from tests.dvc_project import TINY_PARAMS, DvcProject
+
+
+def test_align_emotiw_with_fan_through_dvc(tmp_path, fan_weights):
+    root = tmp_path / "SFEW_2.0"
+    face = astronaut_gray()[20:280, 120:340]                 # one detection each
+    write_png(root / "Train" / "Happy" / "a.png", face)
+    write_png(root / "Val" / "Sad" / "b.png", cv2.flip(face, 1))
+    params = {**TINY_PARAMS, "emotiw.source": "dir", "emotiw.root": str(root),
+              "align.landmarks": "fan", "align.min_fit": 0.0, "align.device": "cpu"}
+    (tmp_path / "repo").mkdir()
+    project = DvcProject.copy_of_repo(tmp_path / "repo", params)   # its env carries TORCH_HOME
+    assert project.repro("align_emotiw") == ["align_emotiw"]
+    metrics = json.loads((project.path / "metrics" / "align.json").read_text())
+    assert metrics["landmarks"] == "fan" and metrics["synthetic"] is False
+    assert metrics["counts"]["all"]["aligned"] == 2 and metrics["alignment_rate"]["all"] == 1.0
+    log = (project.path / "data" / "interim" / "emotiw_log.csv").read_text()
+    assert log.count(",aligned,") == 2, log
