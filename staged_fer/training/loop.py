@@ -63,6 +63,15 @@ def shard(n: int, epoch_seed: int, ctx: Dist) -> torch.Tensor:
     return perm
 
 
+class BatchTooLarge(Exception):
+    """The configured batch ran out of GPU memory at the first step; ``fits`` is the largest
+    halving of it whose step ran (0: not even one image per device)."""
+
+    def __init__(self, batch_size: int, fits: int):
+        super().__init__(f"batch {batch_size} runs out of GPU memory; {fits} fits")
+        self.batch_size, self.fits = batch_size, fits
+
+
 @dataclass
 class FitResult:
     state_dict: dict[str, torch.Tensor]   # the kept epoch's weights (CPU)
@@ -115,12 +124,54 @@ class Trainer:
             raise PipelineError(f"params.yaml: batch_size {self.stage.batch_size} does not split evenly "
                                 f"over train.devices={self.ctx.world}")
         self.local_batch = self.stage.batch_size // self.ctx.world
+        self._stepped = False   # the first step checks that the batch fits in GPU memory
 
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.autocast:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
             return net(x)
+
+    def _step(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss and backward of one batch (the optimizer steps after): (logits, loss)."""
+        logits = self._forward(net, x)
+        loss = F.cross_entropy(logits.float(), y, reduction="none")
+        if self.loss_weight is not None:
+            # Divided by the sample count, not the weight sum, so the mean of the ranks'
+            # losses (what DDP's gradient averaging takes) is the loss of the whole batch.
+            loss = loss * self.loss_weight[y]
+        loss = loss.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return logits, loss
+
+    def _first_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's first step, where a batch too large for the GPU shows: BatchTooLarge then."""
+        try:
+            out = self._step(self.net, x, y)
+        except torch.cuda.OutOfMemoryError:
+            out = None   # probed below, once this handler has let go of the failed step's tensors
+        if out is None:
+            raise BatchTooLarge(self.stage.batch_size, self._fitting_batch(x, y) * self.ctx.world)
+        self._stepped = True
+        return out
+
+    def _fitting_batch(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """The largest halving of this process's batch whose step fits in memory (0: none).
+
+        Runs on the plain model, so a DDP rank probes alone, without collectives.
+        """
+        size = len(x) // 2
+        while size >= 1:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.cuda:
+                torch.cuda.empty_cache()
+            try:
+                self._step(self.model, x[:size], y[:size])
+                return size
+            except torch.cuda.OutOfMemoryError:
+                size //= 2
+        return 0
 
     def train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
         """(mean loss, accuracy, images per second of this rank) of one pass over the shard."""
@@ -133,30 +184,22 @@ class Trainer:
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)   # loss, correct, count
         sums_count = 0
         started = time.perf_counter()
-        bar = tqdm(total=len(index), unit="img", unit_scale=True, leave=False, file=sys.stderr,
-                   desc=f"epoch {epoch + 1}/{self.stage.epochs}",
-                   disable=not (self.progress and self.ctx.main))
-        for start in range(0, len(index), self.local_batch):
-            idx = index[start:start + self.local_batch]
-            crops = random_crops(len(idx), self.input.resize, self.spec.size, self.input.flip, crop_gen)
-            x = self.train_data.batch(idx, crops, self.spec, self.input.resize, self.channels)
-            y = self.train_data.labels[idx.to(self.device)]
-            logits = self._forward(self.net, x)
-            loss = F.cross_entropy(logits.float(), y, reduction="none")
-            if self.loss_weight is not None:
-                # Divided by the sample count, not the weight sum, so the mean of the ranks'
-                # losses (what DDP's gradient averaging takes) is the loss of the whole batch.
-                loss = loss * self.loss_weight[y]
-            loss = loss.mean()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            with torch.no_grad():   # accumulated on the device: no host sync per batch
-                sums[0] += loss.detach().double() * len(idx)
-                sums[1] += (logits.argmax(1) == y).sum()
-            sums_count += len(idx)
-            bar.update(len(idx))
-        bar.close()
+        # Closed on an error too, so that a stage's one-line error starts a line of its own.
+        with tqdm(total=len(index), unit="img", unit_scale=True, leave=False, file=sys.stderr,
+                  desc=f"epoch {epoch + 1}/{self.stage.epochs}",
+                  disable=not (self.progress and self.ctx.main)) as bar:
+            for start in range(0, len(index), self.local_batch):
+                idx = index[start:start + self.local_batch]
+                crops = random_crops(len(idx), self.input.resize, self.spec.size, self.input.flip, crop_gen)
+                x = self.train_data.batch(idx, crops, self.spec, self.input.resize, self.channels)
+                y = self.train_data.labels[idx.to(self.device)]
+                logits, loss = self._step(self.net, x, y) if self._stepped else self._first_step(x, y)
+                self.optimizer.step()
+                with torch.no_grad():   # accumulated on the device: no host sync per batch
+                    sums[0] += loss.detach().double() * len(idx)
+                    sums[1] += (logits.argmax(1) == y).sum()
+                sums_count += len(idx)
+                bar.update(len(idx))
         sums[2] = sums_count
         all_sum(sums, self.ctx)
         seconds = time.perf_counter() - started

@@ -28,7 +28,7 @@ from .config import InputConfig, StageConfig, TrainConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
 from .inference import read_checkpoint
 from .live import LiveLog
-from .loop import FitResult, Trainer
+from .loop import BatchTooLarge, FitResult, Trainer
 from .resume import ResumeStore, run_key
 
 StageName = Literal["stage1", "stage2"]
@@ -86,6 +86,18 @@ def _configure(train: TrainConfig, device: torch.device) -> None:
     torch.use_deterministic_algorithms(train.deterministic, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not train.deterministic
+
+
+def batch_too_large_message(stage: StageName, exc: BatchTooLarge, device: torch.device) -> str:
+    where = str(device)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory / 2**30
+        where = f"{device} ({torch.cuda.get_device_name(device)}, {total:.0f} GiB)"
+    if exc.fits == 0:
+        return (f"params.yaml: `{stage}.batch_size` {exc.batch_size} runs out of memory on {where}, "
+                "and so does a batch of one image per device: free the GPU or use a smaller model")
+    return (f"params.yaml: `{stage}.batch_size` {exc.batch_size} runs out of memory on {where}; "
+            f"{exc.fits} fits: set `{stage}.batch_size: {exc.fits}`")
 
 
 def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_dir: str | Path,
@@ -161,7 +173,10 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     trainer = Trainer(model, spec, split, p.stage, p.input, p.train, p.seed, device, ctx,
                       store=store, on_epoch=live.log_epoch if live is not None else None,
                       progress=progress)
-    result: FitResult = trainer.fit()
+    try:
+        result: FitResult = trainer.fit()
+    except BatchTooLarge as exc:
+        raise PipelineError(batch_too_large_message(stage, exc, device)) from None
     if ctx.main:
         write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
                          epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
