@@ -129,7 +129,9 @@ def loader_batches(loader, device):
             yield x.to(device, non_blocking=True)
 
 
-def bench_input_only(images, labels, device, size: int, batch: int, seconds: float, workers: list[int]) -> None:
+def bench_input_only(images, labels, device, size: int, batch: int, seconds: float, workers: list[int]
+                     ) -> dict[str, float]:
+    """Prints and returns batches/s of each input path."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
     from PIL import Image
@@ -188,6 +190,7 @@ def bench_input_only(images, labels, device, size: int, batch: int, seconds: flo
     print(f"[2] input path alone at {size} px, batch {batch}, {n} faces, on {device} (batches/s):")
     for name, value in {**results, **baselines}.items():
         print(f"    {name:52s} {value:9.2f}   x{value / best:6.2f} vs best ImageFolder")
+    return {**results, **baselines}
 
 
 def main() -> None:

@@ -1,0 +1,152 @@
+"""The measurements of the device check (benchmarks/gpu_check.sh), printed as one table.
+
+On CUDA: the input path at 227 px against ImageFolder + DataLoader (8 workers); train-step
+images/s of AlexNet at 227 and VGG-M at 224 (bf16, channels_last, batch 128); one real
+stage-1 epoch of AlexNet at 227 px on the real FER-2013 in ../shared (time, GPU memory peak);
+and the wall time of the paper's 12-run grid projected from those figures. Without CUDA each
+measurement runs once at a token size on the CPU, so that the script's every line has run
+before it meets a GPU, and its row reads "skipped: no CUDA".
+
+    python benchmarks/gpu_check.py [--tests "<make test-gpu summary line>"]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_input_path import bench_input_only, load_faces, models_cfg, sync  # noqa: E402
+from bench_train_step import step_rate  # noqa: E402
+from staged_fer.config import load_params, section  # noqa: E402
+from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
+from staged_fer.data.splits import build_split  # noqa: E402
+from staged_fer.evaluation.grid import MODELS, SCHEMES  # noqa: E402
+from staged_fer.models import ModelsConfig, build_model, input_spec  # noqa: E402
+from staged_fer.training.config import InputConfig, StageConfig, TrainConfig  # noqa: E402
+from staged_fer.training.loop import Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FER_GZ = ROOT.parent / "shared" / "data" / "fer2013.csv.gz"
+EMOTIW_TRAIN = 921   # SFEW 2.0 training faces (the paper's count); the grid's stage 2 and FER32+EmotiW
+SKIPPED = "skipped: no CUDA"
+
+
+def load_fer(rows: int | None) -> dict[str, np.ndarray] | None:
+    """The real FER-2013 decoded by the pipeline's own decoder (its first ``rows`` lines: None = all)."""
+    if not FER_GZ.is_file():
+        return None
+    raw = gzip.decompress(FER_GZ.read_bytes())
+    if rows is not None:
+        raw = b"\n".join(raw.split(b"\n", rows + 1)[:rows + 1]) + b"\n"
+    arrays, _ = decode_fer_buffer(np.frombuffer(raw, dtype=np.uint8).copy(), str(FER_GZ))
+    return arrays
+
+
+def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
+    """One stage-1 epoch (train + validation) of AlexNet at 227 px on FER28, as train_stage1 runs it."""
+    split = build_split("fer28", fer, {})
+    cfg = models_cfg(227)
+    params = load_params(ROOT / "params.yaml")
+    stage = section({"stage1": {**params["stage1"], "batch_size": batch}}, "stage1", StageConfig)
+    train = TrainConfig(1, device.type, False, True)
+    torch.manual_seed(0)
+    trainer = Trainer(build_model("alexnet", cfg, pretrained=False), input_spec("alexnet", cfg), split, stage,
+                      InputConfig(256, True), train, 0, device, progress=False)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    start = time.perf_counter()
+    trainer.train_one_epoch(0)
+    trainer.evaluate()
+    sync(device)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    n_train = sum(len(b) for b in split.train)
+    return {"seconds": seconds, "train": n_train, "val": sum(len(b) for b in split.val), "peak_gib": peak,
+            "per_train_image": seconds / n_train}
+
+
+def grid_hours(per_image: dict[str, float], fer: dict) -> float:
+    """The 12 runs' training time: every epoch of both stages at the measured seconds per training
+    image (validation included, in FER28's proportion), `evaluate` and start-up left out."""
+    params = load_params(ROOT / "params.yaml")
+    usage = fer["usage"]
+    fer28 = int((usage == "Training").sum())
+    fer32 = fer28 + int((usage == "PublicTest").sum())
+    stage1 = {"fer28": fer28, "fer32": fer32, "fer32_emotiw": fer32 + EMOTIW_TRAIN, "none": 0}
+    stage2 = {"emotiw": EMOTIW_TRAIN, "none": 0}
+    total = 0.0
+    for model in MODELS:
+        for scheme in SCHEMES:
+            images = (params["stage1"]["epochs"] * stage1[scheme.stage1]
+                      + params["stage2"]["epochs"] * stage2[scheme.stage2])
+            total += images * per_image[model]
+    return total / 3600
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tests", default="(not run)", help="the summary line of `make test-gpu`")
+    args = p.parse_args()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}", flush=True)
+    else:
+        print("device: no CUDA; every measurement runs once at a token size on the CPU", flush=True)
+    rows: list[tuple[str, str]] = [("make test-gpu", args.tests)]
+
+    # Input path alone at 227 px, batch 256, vs ImageFolder + DataLoader with 8 workers.
+    images, labels, source = load_faces(4096 if cuda else 64)
+    rates = bench_input_only(images, labels, device, 227, 256 if cuda else 16, 5.0 if cuda else 0.2,
+                             [8] if cuda else [0])
+    ours = rates["on-device, 1 channel (gray, conv1 folded)"]
+    folder = next(v for k, v in rates.items() if k.startswith("ImageFolder"))
+    rows.append((f"input path 227 px, batch 256 ({source}): on-device / ImageFolder+DataLoader 8 workers",
+                 f"{ours * 256:,.0f} / {folder * 256:,.0f} img/s = x{ours / folder:.1f}" if cuda else SKIPPED))
+
+    # Train steps, bf16 + channels_last, batch 128, the one-channel input training uses on CUDA.
+    raw = load_params(ROOT / "params.yaml")["models"]
+    cfg = section({"models": {n: {**c, "weights": "none"} for n, c in raw.items()}}, "models", ModelsConfig)
+    step = {}
+    for name in MODELS:
+        rate, peak = step_rate(name, cfg, device, 128 if cuda else 2, 30 if cuda else 1, "gray", True)
+        step[name] = rate
+        size = input_spec(name, cfg).size
+        rows.append((f"train step {name} {size} px, bf16, channels_last, batch 128",
+                     f"{rate:,.0f} img/s, peak {peak:.2f} GiB" if cuda else SKIPPED))
+
+    # One real stage-1 epoch on FER-2013.
+    fer = load_fer(None if cuda else 200)
+    if fer is None:
+        rows.append(("stage-1 epoch, AlexNet 227 px, real FER-2013", f"skipped: {FER_GZ} not found"))
+        rows.append(("paper grid (12 runs), projected", "skipped: no epoch measured"))
+    else:
+        epoch = real_epoch(fer, device, 128 if cuda else 32)
+        rows.append((f"stage-1 epoch, AlexNet 227 px, real FER28 ({epoch['train']:,} train + {epoch['val']:,} val)",
+                     f"{epoch['seconds']:.1f} s, peak {epoch['peak_gib']:.2f} GiB" if cuda else SKIPPED))
+        # VGG-M's epoch scaled from AlexNet's by their train-step rates.
+        per_image = {m: epoch["per_train_image"] * step["alexnet"] / step[m] for m in MODELS}
+        hours = grid_hours(per_image, fer)
+        rows.append(("paper grid (12 runs x 30+30 epochs), projected training time",
+                     f"{hours:.2f} h on one GPU" if cuda else SKIPPED))
+
+    width = max(len(name) for name, _ in rows)
+    print()
+    print(f"| {'measurement':{width}} | result |")
+    print(f"|{'-' * (width + 2)}|--------|")
+    for name, value in rows:
+        print(f"| {name:{width}} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

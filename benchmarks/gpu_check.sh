@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The device check of a CUDA machine, one command, under 8 minutes on one GPU: `make test-gpu`,
+# then benchmarks/gpu_check.py (input path vs ImageFolder + DataLoader at 227 px, train-step
+# images/s of both networks, one real stage-1 epoch on FER-2013, the grid's projected time),
+# printed as one table. Without CUDA the tests skip with their reasons and each measurement
+# runs once at a token size on the CPU, its row marked "skipped: no CUDA"; exit code 0.
+#   bash benchmarks/gpu_check.sh            (from anywhere; uses the repository's .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+fi
+start=$SECONDS
+tests=$(make --no-print-directory test-gpu 2>&1 | tee /dev/stderr | tail -n 1)
+python benchmarks/gpu_check.py --tests "${tests//=/}"
+echo "device check: $((SECONDS - start)) s"
