@@ -39,14 +39,15 @@ EMOTIW_TRAIN = 921   # SFEW 2.0 training faces (the paper's count); the grid's s
 SKIPPED = "skipped: no CUDA"
 
 
-def load_fer(rows: int | None) -> dict[str, np.ndarray] | None:
-    """The real FER-2013 decoded by the pipeline's own decoder (its first ``rows`` lines: None = all)."""
+def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
+    """The real FER-2013 decoded by the pipeline's own decoder; ``per_usage``: its first rows of each Usage."""
     if not FER_GZ.is_file():
         return None
-    raw = gzip.decompress(FER_GZ.read_bytes())
-    if rows is not None:
-        raw = b"\n".join(raw.split(b"\n", rows + 1)[:rows + 1]) + b"\n"
-    arrays, _ = decode_fer_buffer(np.frombuffer(raw, dtype=np.uint8).copy(), str(FER_GZ))
+    raw = np.frombuffer(gzip.decompress(FER_GZ.read_bytes()), dtype=np.uint8).copy()
+    arrays, _ = decode_fer_buffer(raw, str(FER_GZ))
+    if per_usage is not None:
+        keep = np.concatenate([np.flatnonzero(arrays["usage"] == u)[:per_usage] for u in np.unique(arrays["usage"])])
+        arrays = {k: v[np.sort(keep)] for k, v in arrays.items()}
     return arrays
 
 
@@ -126,7 +127,7 @@ def main() -> None:
                      f"{rate:,.0f} img/s, peak {peak:.2f} GiB" if cuda else SKIPPED))
 
     # One real stage-1 epoch on FER-2013.
-    fer = load_fer(None if cuda else 200)
+    fer = load_fer(None if cuda else 32)
     if fer is None:
         rows.append(("stage-1 epoch, AlexNet 227 px, real FER-2013", f"skipped: {FER_GZ} not found"))
         rows.append(("paper grid (12 runs), projected", "skipped: no epoch measured"))

@@ -12,6 +12,12 @@ if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 fi
 start=$SECONDS
-tests=$(make --no-print-directory test-gpu 2>&1 | tee /dev/stderr | tail -n 1)
-python benchmarks/gpu_check.py --tests "${tests//=/}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# A failing test does not stop the measurements; it sets the exit code at the end.
+tests_rc=0
+make --no-print-directory test-gpu 2>&1 | tee "$log" || tests_rc=$?
+tests=$(tail -n 1 "$log")
+python benchmarks/gpu_check.py --tests "$(echo "${tests//=/}" | xargs)"
 echo "device check: $((SECONDS - start)) s"
+exit "$tests_rc"
