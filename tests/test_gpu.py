@@ -8,21 +8,20 @@ catch wrong indexing or a wrong formula; the tolerance of each check is stated w
 """
 import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from staged_fer.config import load_params, section
+from staged_fer.config import section
 from staged_fer.data.splits import Bank, Split
 from staged_fer.labels import NUM_CLASSES
 from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.training.batches import DeviceImages, centre_crops, random_crops
 from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
 from staged_fer.training.gray import fold_gray_input
+from tests.params_baseline import baseline_params
 
-ROOT = Path(__file__).resolve().parents[1]
 CUDA = torch.device("cuda")
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
@@ -41,7 +40,7 @@ def strict_fp32():
 
 def models_cfg() -> ModelsConfig:
     """params.yaml's models at their real input sizes (AlexNet 227, VGG-M 224), random init."""
-    raw = {name: {**cfg, "weights": "none"} for name, cfg in load_params(ROOT / "params.yaml")["models"].items()}
+    raw = {name: {**cfg, "weights": "none"} for name, cfg in baseline_params()["models"].items()}
     return section({"models": raw}, "models", ModelsConfig)
 
 
@@ -125,11 +124,10 @@ def test_folded_one_channel_conv1_on_cuda_matches_the_three_channel_model(name, 
 def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     """`evaluate`'s Predictor, device cuda vs cpu, on 1000 faces: >= 99.5% the same class.
     It runs with the default TF32 convolutions, as the stage does."""
-    import yaml
     from staged_fer.evaluation.inference import Predictor
     from staged_fer.evaluation.metrics import EvaluateConfig
     from staged_fer.training.stage import write_checkpoint
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     params["models"]["alexnet"]["weights"] = "none"
     cfg = models_cfg()
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ import yaml
 from staged_fer.cli import run_stage
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.training.loop import Trainer
+from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
 no_cuda_here = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -26,7 +27,7 @@ def _script(name):
 
 
 def _params(tmp: Path, **sections) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     for name, values in sections.items():
         params[name].update(values)
     path = tmp / "params.yaml"
