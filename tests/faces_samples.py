@@ -24,7 +24,7 @@ def detector_config() -> DetectorConfig:
 def align_config(**overrides) -> AlignConfig:
     values = dict(landmarks="dlib", min_fit=0.3, confident_fit=0.5, box_from="eye_centres", size=256,
                   detector=detector_config(), pad=PadConfig(margin=0.35, fill="replicate"),
-                  whole_photo_fit=True, workers=1)
+                  whole_photo_fit=True, whole_photo_min_fit=0.6, workers=1)
     values.update(overrides)
     return AlignConfig(**values)
 

@@ -83,10 +83,14 @@ def test_whole_photo_fit_aligns_a_crop_no_cascade_finds_and_rejects_texture(dlib
     full = astronaut_gray()
     ref, _ = _align(full, dlib_lm)
     face = np.ascontiguousarray(full[95:165, 188:258])      # inner face only: brows to chin
-    r, det = _align(face, dlib_lm, pad=PadConfig(margin=0.05, fill="replicate"))
+    small_pad = PadConfig(margin=0.05, fill="replicate")
+    r, det = _align(face, dlib_lm, pad=small_pad, whole_photo_min_fit=0.3)
     assert det.detections == []
     assert r.outcome == ALIGNED and r.detector == "whole_photo" and r.box == (0.0, 0.0, 70.0, 70.0)
     np.testing.assert_allclose(r.eyes, ref.eyes - [188, 95], atol=4.0)
+    # No detector vouches for a whole-photo fit: below its own threshold it is not taken.
+    strict, _ = _align(face, dlib_lm, pad=small_pad, whole_photo_min_fit=min(1.0, r.fit + 0.01))
+    assert strict.outcome == DROPPED
     noise = (np.random.default_rng(1).random((120, 120)) * 255).astype(np.uint8)
     r, _ = _align(noise, dlib_lm)
     assert r.outcome == DROPPED and r.reason.startswith("no face detected")

@@ -40,6 +40,7 @@ class AlignConfig:
     detector: DetectorConfig
     pad: PadConfig
     whole_photo_fit: bool  # no accepted detection: fit landmarks to the whole photo (a face crop?)
+    whole_photo_min_fit: float  # the fit a whole-photo fit must reach (stricter: no detector vouches)
     workers: int          # 0 = one process per available core
 
     def __post_init__(self):
@@ -47,6 +48,8 @@ class AlignConfig:
             raise ValueError("min_fit must be within [0, 1]")
         if not self.min_fit <= self.confident_fit <= 1.0:
             raise ValueError("confident_fit must be within [min_fit, 1]")
+        if not self.min_fit <= self.whole_photo_min_fit <= 1.0:
+            raise ValueError("whole_photo_min_fit must be within [min_fit, 1]")
         if self.size < 8:
             raise ValueError("size must be at least 8")
         if self.workers < 0:

@@ -171,7 +171,7 @@ def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector
         h, w = gray.shape
         whole = Detection((0.0, 0.0, float(w), float(h)), WHOLE_PHOTO)
         result = _fit(scene, [whole], WHOLE_PHOTO, landmarker, cfg, task, [])
-        if result is not None:
+        if result is not None and result.fit >= cfg.whole_photo_min_fit:
             weak.append(result)
     if weak:
         return max(weak, key=lambda r: r.fit)   # ties: the earlier attempt
