@@ -1,75 +1,124 @@
-"""Images per second for EmotiW face preparation: detection + dlib landmarks + crop on CPU with
-one worker against the process pool, and FAN landmarks where a GPU is present.
+"""Photos per second of the align_emotiw stage against a plain aligner, side by side in one run.
 
-Runs on a synthetic SFEW tree (movie-frame-sized photos with one or two faces). Both CPU runs
-happen in this process on the same files, so their ratio is meaningful on a noisy machine.
+The stage's aligner runs with the `align` params of params.yaml (dlib landmarks: FAN needs
+weights that may not be here); the plain aligner is written here, not in the library: OpenCV's
+frontal Haar cascade on a grayscale copy shrunk to a long side of 640 px (same scale factor,
+neighbours and smallest face as the stage), the largest box, dlib's 68 points, the paper's crop
+from the eye centres, in one process (OpenCV's own threads use the cores in detection). Both
+read the same photos, in alternating rounds, so each round's ratio is measured under the same
+load on a shared machine. Also prints how many photos each aligned and, for the stage, the
+median distance between the eyes dlib finds again on its aligned crops and the paper box's
+eye positions.
 
-    python benchmarks/bench_align.py [--per-class 3] [--workers 0]
+    python benchmarks/bench_align.py [--root ../shared/data/faces-dev] [--rounds 3] [--workers N]
+
+``--root`` holds photos in any folder layout (faces-dev: <Emotion>/*.jpg).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.data.emotiw import scan_sfew
-from staged_fer.errors import PipelineError
-from staged_fer.faces.config import AlignConfig, DetectorConfig
-from staged_fer.faces.pipeline import ALIGNED, align_all, worker_count
-from staged_fer.synthetic.sfew import write_sfew_tree
+import cv2
+import numpy as np
+
+from staged_fer.config import load_params, section
+from staged_fer.faces import geometry
+from staged_fer.faces.config import AlignConfig
+from staged_fer.faces.landmarks import DlibLandmarker
+from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
+from staged_fer.faces.quality import crop_eye_errors
+
+REPO = Path(__file__).resolve().parents[1]
+PLAIN_SIDE = 640
 
 
-def _timed(tasks, root, cfg, fan=None):
-    start = time.perf_counter()
-    results = align_all(tasks, root, cfg, fan=fan)
-    elapsed = time.perf_counter() - start
-    return len(tasks) / elapsed, sum(r.outcome == ALIGNED for r in results), results
+class PlainAligner:
+    """Frontal cascade on a <= 640 px copy + dlib 68 points + the paper's eye-centre crop."""
+
+    def __init__(self, cfg: AlignConfig):
+        import dlib
+        self.dlib, self.cfg = dlib, cfg
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        self.predictor = DlibLandmarker().predictor
+
+    def __call__(self, path: Path) -> np.ndarray | None:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            return None
+        s = min(1.0, PLAIN_SIDE / max(gray.shape))
+        small = gray if s == 1.0 else cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        d = self.cfg.detector
+        boxes = self.cascade.detectMultiScale(small, scaleFactor=d.scale_factor, minNeighbors=d.min_neighbors,
+                                              minSize=(d.min_size, d.min_size))
+        if len(boxes) == 0:
+            return None
+        x, y, w, h = (v / s for v in max(boxes, key=lambda b: b[2] * b[3]))
+        shape = self.predictor(gray, self.dlib.rectangle(round(x), round(y), round(x + w) - 1, round(y + h) - 1))
+        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        right, left = pts[36:42].mean(axis=0), pts[42:48].mean(axis=0)
+        size = self.cfg.size
+        # Similarity map putting the eye centres where the paper's box does (0.4 down, 2.24 e2e wide).
+        e2e_out = size / (1 + 2 * geometry.SIDE)
+        dst_y = geometry.TOP / (geometry.TOP + geometry.BOTTOM) * size - 0.5
+        dst = np.array([[size / 2 - e2e_out / 2 - 0.5, dst_y], [size / 2 + e2e_out / 2 - 0.5, dst_y]])
+        matrix, _ = cv2.estimateAffinePartial2D(np.array([right, left]), dst)
+        return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _photos(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--per-class", type=int, default=3, help="synthetic Train photos per class (Val gets 1)")
-    p.add_argument("--workers", type=int, default=0, help="pool size (0 = one per core)")
+    p.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "faces-dev"))
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of both aligners")
+    p.add_argument("--workers", type=int, default=None, help="stage's pool size (default: align.workers)")
+    p.add_argument("--params", default=str(REPO / "params.yaml"))
     args = p.parse_args()
-    detector = DetectorConfig(scale_factor=1.1, min_neighbors=4, min_size=24, max_side=1024)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "SFEW"
-        write_sfew_tree(root, args.per_class, 1, 0, seed=0)
-        tasks = scan_sfew(root).tasks
-        print(f"{len(tasks)} synthetic SFEW photos")
-        one = AlignConfig("dlib", 0.3, "eye_centres", 256, detector, workers=1)
-        pool = AlignConfig("dlib", 0.3, "eye_centres", 256, detector, workers=args.workers)
-        rate1, ok1, res1 = _timed(tasks, root, one)
-        rate_n, ok_n, res_n = _timed(tasks, root, pool)
-        same = all(a.outcome == b.outcome and (a.face is None or (a.face == b.face).all())
-                   for a, b in zip(res1, res_n))
-        print(f"dlib, 1 worker:   {rate1:7.2f} images/s ({ok1} aligned)")
-        print(f"dlib, {worker_count(args.workers)} workers:  {rate_n:7.2f} images/s ({ok_n} aligned)"
-              f"  speed-up x{rate_n / rate1:.2f}, identical results: {same}")
-        try:
-            import torch
-            has_cuda = torch.cuda.is_available()
-        except ImportError:
-            has_cuda = False
-        if not has_cuda:
-            print("FAN: skipped (no CUDA device here)")
-            return
-        from staged_fer.faces.landmarks import load_fan
-        try:
-            fan = load_fan("cuda")
-        except PipelineError as exc:
-            print(f"FAN: skipped ({exc})")
-            return
-        fan_cfg = AlignConfig("fan", 0.3, "eye_centres", 256, detector, workers=args.workers)
-        _timed(tasks[:4], root, fan_cfg, fan=fan)      # warm-up: CUDA context and cuDNN autotuning
-        rate_f, ok_f, _ = _timed(tasks, root, fan_cfg, fan=fan)
-        print(f"FAN (cuda), {worker_count(args.workers)} detection workers: {rate_f:7.2f} images/s ({ok_f} aligned)"
-              f"  vs dlib pool x{rate_f / rate_n:.2f}")
+    root = Path(args.root)
+    photos = _photos(root)
+    if not photos:
+        sys.exit(f"no photos under {root}")
+    raw = load_params(args.params)["align"]
+    raw = {**raw, "landmarks": "dlib", **({"workers": args.workers} if args.workers is not None else {})}
+    cfg = section({"align": raw}, "align", AlignConfig)
+    tasks = [ImageTask(str(f.relative_to(root).as_posix()), "Train", 0) for f in photos]
+    print(f"{len(photos)} photos under {root}; stage: {worker_count(cfg.workers)} worker process(es), "
+          f"detector.max_side {cfg.detector.max_side}, pad {cfg.pad.margin} {cfg.pad.fill}; "
+          f"plain: one process, OpenCV threads {cv2.getNumThreads()}; "
+          f"each timing includes its setup (the stage's pool, both load dlib's model)")
+    ratios = []
+    for k in range(args.rounds):
+        start = time.perf_counter()
+        plain = PlainAligner(cfg)
+        plain_faces = [plain(f) for f in photos]
+        plain_rate = len(photos) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        results = align_all(tasks, root, cfg)
+        stage_rate = len(photos) / (time.perf_counter() - start)
+        ratios.append(stage_rate / plain_rate)
+        n_plain = sum(f is not None for f in plain_faces)
+        n_stage = sum(r.outcome == ALIGNED for r in results)
+        print(f"round {k + 1}: stage {stage_rate:6.1f} photos/s, {n_stage}/{len(photos)} aligned | "
+              f"plain {plain_rate:6.1f} photos/s, {n_plain}/{len(photos)} aligned | ratio {ratios[-1]:.2f}", flush=True)
+    print(f"stage/plain photos/s ratio: median {np.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    by = {}
+    for r in results:
+        if r.outcome == ALIGNED:
+            by[r.attempt] = by.get(r.attempt, 0) + 1
+    print("stage aligned by attempt: " + ", ".join(f"{a} {n}" for a, n in by.items()))
+    errors = crop_eye_errors([r.face for r in results if r.outcome == ALIGNED], DlibLandmarker(), cfg.size)
+    plain_errors = crop_eye_errors([f for f in plain_faces if f is not None], DlibLandmarker(), cfg.size)
+    print(f"eyes found again by dlib on the aligned crops, distance to the paper box's eye positions (px of "
+          f"{cfg.size}): stage median {np.median(errors):.2f}, 90th percentile {np.percentile(errors, 90):.2f}; "
+          f"plain median {np.median(plain_errors):.2f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from skimage import data
 
-from staged_fer.faces.config import AlignConfig, DetectorConfig
+from staged_fer.faces.config import AlignConfig, DetectorConfig, PadConfig
 
 ASTRONAUT_EYES = (224.0, 115.0)   # roughly between the astronaut's eyes, for rotating about
 
@@ -22,8 +22,9 @@ def detector_config() -> DetectorConfig:
 
 
 def align_config(**overrides) -> AlignConfig:
-    values = dict(landmarks="dlib", min_fit=0.3, box_from="eye_centres", size=256,
-                  detector=detector_config(), workers=1)
+    values = dict(landmarks="dlib", min_fit=0.3, confident_fit=0.5, box_from="eye_centres", size=256,
+                  detector=detector_config(), pad=PadConfig(margin=0.35, fill="replicate"),
+                  whole_photo_fit=True, whole_photo_min_fit=0.6, workers=1)
     values.update(overrides)
     return AlignConfig(**values)
 

@@ -70,6 +70,9 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     assert metrics["counts"]["Val"]["fallback"] == 1 and metrics["alignment_rate"]["Test"] == 1.0
     assert metrics["detection_rate"]["Train"] == pytest.approx(4 / 6, abs=1e-6)
     assert "Val/Disgust" in metrics["empty_folders"]
+    # The astronaut's face is under a quarter of the photo's side: the second frontal attempt finds it.
+    assert metrics["aligned_by"]["frontal_small"] == pytest.approx(metrics["alignment_rate"]["all"])
+    assert sum(metrics["aligned_by"].values()) == pytest.approx(metrics["alignment_rate"]["all"])
     assert sorted(p.name for p in (out / "reports").iterdir()) == ["aligned.png", "failures.png"]
 
 
@@ -93,6 +96,9 @@ def test_stage_outputs_do_not_depend_on_the_number_of_workers(tmp_path):
     (lambda p: p["emotiw"].update(source="web"), "`emotiw.source` is 'web'; expected one of: 'dir', 'synthetic'"),
     (lambda p: p["align"].update(box_from="chin"), "`align.box_from` is 'chin'"),
     (lambda p: p["align"]["detector"].update(scale_factor=1.0), "scale_factor must be > 1"),
+    (lambda p: p["align"]["pad"].update(fill="wrap"), "`align.pad.fill` is 'wrap'"),
+    (lambda p: p["align"]["pad"].update(margin=0.0), "pad.margin must be within (0, 2]"),
+    (lambda p: p["align"].update(confident_fit=0.1), "confident_fit must be within [min_fit, 1]"),
 ])
 def test_bad_configuration_is_one_clear_line_and_no_output(tmp_path, capsys, edit, message):
     root = tmp_path / "SFEW"

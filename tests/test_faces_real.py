@@ -7,12 +7,13 @@ from faces_samples import align_config, astronaut_gray, detector_config, lfw_can
 from staged_fer.faces import geometry
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import ALIGNED, Detected, ImageTask, finish_one
+from staged_fer.faces.pipeline import ALIGNED, ImageTask, detect_gray, finish_one
 
 
 @pytest.fixture(scope="module")
 def detector():
-    return FaceDetector(detector_config())
+    cfg = align_config()
+    return FaceDetector(cfg.detector, cfg.pad)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def dlib_lm():
 
 def _align(gray, detector, lm, cfg=None):
     cfg = cfg or align_config()
-    return finish_one(Detected(ImageTask("x.png", "Train", 3), gray, detector.detect(gray)), lm, cfg)
+    det, scene = detect_gray(ImageTask("x.png", "Train", 3), gray, detector)
+    return finish_one(det, lm, cfg, detector, scene)
 
 
 def _remeasure(result, photo, lm, size=256):

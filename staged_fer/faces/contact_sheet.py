@@ -1,7 +1,10 @@
 """Contact sheets to inspect the alignment at a glance (the paper's Figures 1 and 2).
 
 ``aligned.png``: one row per emotion (and one for unlabeled Test), the first aligned faces by
-path. ``failures.png``: fallback crops and dropped photos, each captioned with what happened.
+path, framed by what found them when it was not the plain frontal pass (padded photo, profile
+cascade, whole-photo fit). ``failures.png``: the photos where no face was detected, then the
+faces with the 40 lowest landmark fits, accepted or not (a false face hides among them), each
+captioned with what happened.
 """
 from __future__ import annotations
 
@@ -18,7 +21,21 @@ from ..labels import EMOTIONS, UNLABELED  # noqa: E402
 from .pipeline import ALIGNED, DROPPED, FALLBACK, Result  # noqa: E402
 
 PER_ROW = 10
-MAX_FAILURES = 40
+MAX_UNDETECTED = 40
+WORST_FITS = 40
+# Frame colours of the finds that did not come from the plain frontal pass (see marker()).
+MARKS = {"padded": "tab:orange", "profile": "tab:blue", "whole photo": "tab:green"}
+
+
+def marker(r: Result) -> str:
+    """Which MARKS entry a result's find gets; "" for the frontal cascade on the photo as it is."""
+    if r.detector == "whole_photo":
+        return "whole photo"
+    if r.detector.endswith("_padded"):
+        return "padded"
+    if r.detector.startswith("profile"):
+        return "profile"
+    return ""
 
 
 def _blank(ax) -> None:
@@ -26,6 +43,15 @@ def _blank(ax) -> None:
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
+
+
+def _frame(ax, r: Result) -> None:
+    mark = marker(r)
+    if mark:
+        for spine in ax.spines.values():
+            spine.set_visible(True)
+            spine.set_color(MARKS[mark])
+            spine.set_linewidth(3)
 
 
 def aligned_sheet(results: Sequence[Result], path: str | Path, synthetic: bool) -> None:
@@ -38,29 +64,45 @@ def aligned_sheet(results: Sequence[Result], path: str | Path, synthetic: bool) 
             _blank(ax)
             if j < len(rs):
                 ax.imshow(rs[j].face, cmap="gray", vmin=0, vmax=255)
-    title = f"Aligned faces per class, first {PER_ROW} by path"
+                _frame(ax, rs[j])
+    title = f"Aligned faces per class, first {PER_ROW} by path; frames: " + \
+        ", ".join(f"{m} {c.removeprefix('tab:')}" for m, c in MARKS.items())
     fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
 
+def failure_picks(results: Sequence[Result]) -> tuple[list[Result], list[Result]]:
+    """(photos without any detection, the faces with the lowest fits, lowest first) to show."""
+    undetected = [r for r in results if r.outcome in (FALLBACK, DROPPED) and r.box is None
+                  and (r.face is not None or r.thumb is not None)]
+    fitted = sorted((r for r in results if r.fit is not None and (r.face is not None or r.thumb is not None)),
+                    key=lambda r: (r.fit, r.task.path))
+    return undetected[:MAX_UNDETECTED], fitted[:WORST_FITS]
+
+
 def failures_sheet(results: Sequence[Result], path: str | Path, synthetic: bool) -> None:
-    failed = [r for r in results if r.outcome in (FALLBACK, DROPPED) and (r.face is not None or r.thumb is not None)]
-    shown = failed[:MAX_FAILURES]
+    undetected, worst = failure_picks(results)
+    shown = undetected + worst
     cols = 8
-    nrows = max(1, -(-len(shown) // cols))
+    nrows = max(1, -(-len(undetected) // cols) + -(-len(worst) // cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(cols * 1.6, nrows * 2.0), squeeze=False)
     for ax in axes.ravel():
         _blank(ax)
-    for r, ax in zip(shown, axes.ravel()):
+    # Each group starts on a row of its own.
+    cells = list(axes.ravel()[:len(undetected)]) + list(axes.ravel()[-(-len(undetected) // cols) * cols:][:len(worst)])
+    for r, ax in zip(shown, cells):
         img = r.face if r.face is not None else r.thumb
         ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-        why = "no face" if r.box is None else f"fit {r.fit:.2f}"
+        why = "no face" if r.box is None else f"fit {r.fit:.2f} {r.detector}"
         ax.set_title(f"{r.outcome}: {why}\n{r.task.path[-22:]}", fontsize=6)
+        _frame(ax, r)
     if not shown:
-        axes[0, 0].text(0.0, 0.5, "no fallback or dropped images", fontsize=9)
-    title = f"Fallback crops and dropped photos ({len(shown)} of {len(failed)} shown)"
+        axes[0, 0].text(0.0, 0.5, "no undetected photos and no fitted faces", fontsize=9)
+    n_undetected = sum(r.outcome in (FALLBACK, DROPPED) and r.box is None for r in results)
+    title = (f"No face detected ({len(undetected)} of {n_undetected} shown), then the {len(worst)} "
+             f"lowest landmark fits")
     fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

@@ -153,3 +153,32 @@ def fallback_matrix(box: tuple[float, float, float, float] | None, shape: tuple[
     side = float(min(h, w))
     origin = np.array([(w - side) / 2.0 - 0.5, (h - side) / 2.0 - 0.5])
     return box_matrix(origin, np.array([side, 0.0]), np.array([0.0, side]), size)
+
+
+# A landmark fit is only taken for a face when its shape agrees with the box it was fitted in.
+# Bounds, measured on the faces of faces-dev (dlib on frontal, padded and profile boxes) with
+# a wide margin; a fit that breaks one is a face model forced onto something else (a mouth,
+# a patch of texture) or onto a face far larger than its box.
+E2E_PER_WIDTH = (0.15, 0.65)   # eye-to-eye distance / box width; Viola-Jones frontal: ~0.36
+MOUTH_BELOW = 0.5              # mouth centre below the eye line, in e2e; faces: ~1.0-1.3
+MIN_BOX_PER_HULL = 0.5         # box area / area of the landmarks' convex hull
+MOUTH = slice(48, 68)
+
+
+def implausible(landmarks: np.ndarray, box: tuple[float, float, float, float]) -> str:
+    """Why a 68-point fit in ``box`` cannot be a face, or "" when its geometry is plausible."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    eyes = eye_centres(pts)
+    mid, axis, e2e = _eye_axis(eyes)
+    width, area = float(box[2]), float(box[2] * box[3])
+    if not E2E_PER_WIDTH[0] <= e2e / width <= E2E_PER_WIDTH[1]:
+        return f"eye distance {e2e / width:.2f} of the box width"
+    # The subject's right eye on the image's left and the mouth below the eyes: an upright face.
+    normal = np.array([-axis[1], axis[0]])
+    below = float((pts[MOUTH].mean(axis=0) - mid) @ normal) / e2e
+    if axis[0] <= 0 or below < MOUTH_BELOW:
+        return f"mouth {below:.2f} eye distances below the eyes"
+    hull = float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32))))
+    if area < MIN_BOX_PER_HULL * hull:
+        return f"box {area / hull:.2f} of the landmarks' hull"
+    return ""

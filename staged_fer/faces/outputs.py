@@ -11,7 +11,7 @@ import numpy as np
 
 from ..labels import EMOTIONS, UNLABELED
 from .contact_sheet import aligned_sheet, failures_sheet
-from .pipeline import ALIGNED, FALLBACK, Result, summarize
+from .pipeline import ALIGNED, FALLBACK, Result, attempt_rates, summarize
 
 LOG_COLUMNS = ("path", "split", "label", "detector", "box_x", "box_y", "box_w", "box_h", "fit",
                "right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y", "angle_deg", "outcome", "reason")
@@ -48,7 +48,8 @@ def log_rows(results: Sequence[Result]) -> list[list[str]]:
 
 def metrics(results: Sequence[Result], synthetic: bool, landmarks: str, empty: Sequence[str]) -> dict:
     return {"synthetic": synthetic, "landmarks": landmarks, "images": len(results),
-            "empty_folders": list(empty), **summarize(results)}
+            "empty_folders": list(empty), **summarize(results),
+            "aligned_by": attempt_rates(results)}
 
 
 def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool) -> None:

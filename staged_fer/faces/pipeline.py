@@ -21,13 +21,15 @@ import numpy as np
 from . import geometry
 from .config import AlignConfig
 from .decode import Unreadable, read_gray
-from .detection import Detection, FaceDetector
+from .detection import ATTEMPTS, Detection, FaceDetector, Scene
 from .landmarks import DlibLandmarker, FanLandmarker, Landmarker
 
-# Candidates tried per image, largest first: a large false positive (a poster, a pattern)
+# Candidates tried per attempt, largest first: a large false positive (a poster, a pattern)
 # must not hide the real face behind it, but a crowd must not cost a landmark fit per face.
 MAX_CANDIDATES = 3
 THUMB = 96   # side of the thumbnails kept for the report of failed images
+WHOLE_PHOTO = "whole_photo"   # the attempt that fits landmarks to the whole photo, no detector
+ATTEMPT_NAMES = (*ATTEMPTS, WHOLE_PHOTO)
 
 ALIGNED, FALLBACK, DROPPED, UNREADABLE = "aligned", "fallback", "dropped", "unreadable"
 OUTCOMES = (ALIGNED, FALLBACK, DROPPED, UNREADABLE)
@@ -47,7 +49,7 @@ class Result:
     task: ImageTask
     outcome: str
     reason: str = ""
-    detector: str = ""
+    detector: str = ""                   # what found the face: Detection.name, or whole_photo
     box: tuple[float, float, float, float] | None = None
     fit: float | None = None
     eyes: np.ndarray | None = None       # (2, 2): subject's right eye, subject's left eye
@@ -55,14 +57,24 @@ class Result:
     face: np.ndarray | None = None       # (size, size) uint8 for aligned and fallback
     thumb: np.ndarray | None = None      # small view of the whole photo, for dropped images
     shape: tuple[int, int] | None = None
+    attempt: str = ""                    # the attempt (ATTEMPT_NAMES) that gave ``box``
 
 
 @dataclass
 class Detected:
-    """What a detection worker hands to the landmark step."""
+    """What a detection worker hands to the landmark step: the first attempt that found boxes."""
     task: ImageTask
     gray: np.ndarray
     detections: list[Detection] = field(default_factory=list)
+    attempt: int = len(ATTEMPTS)         # index in ATTEMPTS of ``detections``; len(ATTEMPTS): none found
+
+
+@dataclass
+class _Rejected:
+    candidate: Detection
+    attempt: str
+    fit: float
+    why: str             # the geometry check's reason; "" when the fit itself was too low
 
 
 def _thumb(gray: np.ndarray) -> np.ndarray:
@@ -72,48 +84,117 @@ def _thumb(gray: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_NEAREST)
 
 
-def detect_one(task: ImageTask, root: Path, detector: FaceDetector) -> Detected | Result:
+def _first_found(detector: FaceDetector, scene: Scene, start: int,
+                 padded_only: bool = False) -> tuple[int, list[Detection]]:
+    """The first attempt from ``start`` on (only padded ones if asked) that finds any box, and its boxes."""
+    for i in range(start, len(ATTEMPTS)):
+        if padded_only and not ATTEMPTS[i].endswith("_padded"):
+            continue
+        found = detector.detect(scene, ATTEMPTS[i])
+        if found:
+            return i, found
+    return len(ATTEMPTS), []
+
+
+def _read_and_detect(task: ImageTask, root: Path, detector: FaceDetector) -> tuple[Detected | Result, Scene | None]:
+    """The first attempt's finds, and the photo's working copies for the attempts after it."""
     if task.skip_reason:
-        return Result(task, DROPPED, task.skip_reason)
+        return Result(task, DROPPED, task.skip_reason), None
     try:
         gray = read_gray(root / task.path)
     except Unreadable as exc:
-        return Result(task, UNREADABLE, str(exc))
-    return Detected(task, gray, detector.detect(gray))
+        return Result(task, UNREADABLE, str(exc)), None
+    return detect_gray(task, gray, detector)
 
 
-def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig) -> Result:
-    """Landmarks on the candidates, the first (largest) one that fits is aligned; else fall back."""
+def detect_gray(task: ImageTask, gray: np.ndarray, detector: FaceDetector) -> tuple[Detected, Scene]:
+    scene = detector.scene(gray)
+    attempt, found = _first_found(detector, scene, 0)
+    return Detected(task, gray, found, attempt), scene
+
+
+def detect_one(task: ImageTask, root: Path, detector: FaceDetector) -> Detected | Result:
+    return _read_and_detect(task, root, detector)[0]
+
+
+def _shift(box, by: float):
+    return (box[0] + by, box[1] + by, box[2], box[3])
+
+
+def _fit(scene: Scene, candidates: list[Detection], attempt: str, landmarker: Landmarker, cfg: AlignConfig,
+         task: ImageTask, rejected: list[_Rejected]) -> Result | None:
+    """The first candidate whose landmark fit and geometry pass, aligned; None when none does.
+
+    A padded find is fitted and cropped on the padded photo (its fill, not the crop's own
+    border rule, supplies the pixels outside the photo); box and eyes are logged in the
+    original photo's coordinates.
+    """
+    source, offset = (scene.full_padded, scene.pad_full) if candidates[0].padded else (scene.gray, 0)
+    boxes = [_shift(c.box, offset) for c in candidates]
+    for cand, box, (points, fit) in zip(candidates, boxes, landmarker(source, boxes)):
+        why = geometry.implausible(points, box) if fit >= cfg.min_fit else ""
+        if fit < cfg.min_fit or why:
+            rejected.append(_Rejected(cand, attempt, fit, why))
+            continue
+        try:
+            alignment = geometry.align(points, cfg.size, cfg.box_from)
+        except ValueError:
+            continue   # degenerate landmarks (coinciding eyes): not a usable fit
+        face = geometry.stretch(geometry.warp(source, alignment.matrix, cfg.size))
+        return Result(task, ALIGNED, "", cand.name, cand.box, fit, alignment.eyes - offset, alignment.angle_deg,
+                      face=face, shape=scene.gray.shape, attempt=attempt)
+    return None
+
+
+def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector: FaceDetector,
+               scene: Scene | None = None) -> Result:
+    """Attempts in order until a candidate's landmarks fit; else the whole photo; else fall back.
+
+    A fit below ``align.confident_fit`` does not end the search: a part of a face (a mouth and
+    nose, an eye) can pass the fit and the geometry check when the face it belongs to is too
+    large for the frame. The attempts that look for such a face (the padded one and the whole
+    photo) still run, and the best fit of all is taken.
+    """
     task, gray = det.task, det.gray
-    candidates = det.detections[:MAX_CANDIDATES]
-    fits = landmarker(gray, [d.box for d in candidates]) if candidates else []
-    best = None
-    for cand, (points, fit) in zip(candidates, fits):
-        if fit >= cfg.min_fit:
-            try:
-                alignment = geometry.align(points, cfg.size, cfg.box_from)
-            except ValueError:
-                continue   # degenerate landmarks (coinciding eyes): not a usable fit
-            face = geometry.stretch(geometry.warp(gray, alignment.matrix, cfg.size))
-            return Result(task, ALIGNED, "", cand.kind, cand.box, fit, alignment.eyes, alignment.angle_deg,
-                          face=face, shape=gray.shape)
-        if best is None or fit > best[1][1]:
-            best = (cand, (points, fit))
-    if not candidates:
+    scene = scene or detector.scene(gray)
+    rejected: list[_Rejected] = []
+    weak: list[Result] = []
+    attempt, found = det.attempt, det.detections
+    while found:
+        result = _fit(scene, found[:MAX_CANDIDATES], ATTEMPTS[attempt], landmarker, cfg, task, rejected)
+        if result is not None:
+            if result.fit >= cfg.confident_fit:
+                return result
+            weak.append(result)
+        attempt, found = _first_found(detector, scene, attempt + 1, padded_only=bool(weak))
+    if cfg.whole_photo_fit and min(gray.shape) >= cfg.detector.min_size:
+        h, w = gray.shape
+        whole = Detection((0.0, 0.0, float(w), float(h)), WHOLE_PHOTO)
+        result = _fit(scene, [whole], WHOLE_PHOTO, landmarker, cfg, task, [])
+        if result is not None and result.fit >= cfg.whole_photo_min_fit:
+            weak.append(result)
+    if weak:
+        return max(weak, key=lambda r: r.fit)   # ties: the earlier attempt
+    return _fall_back(task, gray, cfg, max(rejected, key=lambda r: r.fit, default=None))
+
+
+def _fall_back(task: ImageTask, gray: np.ndarray, cfg: AlignConfig, best: _Rejected | None) -> Result:
+    if best is None:
         reason = "no face detected"
         if min(gray.shape) < cfg.detector.min_size:
             reason += f" (image {gray.shape[1]}x{gray.shape[0]} is smaller than detector.min_size)"
-        cand, fit = None, None
+    elif best.why:
+        reason = f"best landmark fit {best.fit:.3f} is not a plausible face: {best.why}"
     else:
-        cand, fit = best[0], best[1][1]
-        reason = f"best landmark fit {fit:.3f} below align.min_fit {cfg.min_fit}"
-    common = dict(detector=cand.kind if cand else "", box=cand.box if cand else None, fit=fit, shape=gray.shape)
+        reason = f"best landmark fit {best.fit:.3f} below align.min_fit {cfg.min_fit}"
+    common = dict(detector=best.candidate.name if best else "", box=best.candidate.box if best else None,
+                  fit=best.fit if best else None, shape=gray.shape, attempt=best.attempt if best else "")
     if task.split == "Train":
         # An unaligned face would teach the network the wrong geometry: never trained on.
         return Result(task, DROPPED, reason, thumb=_thumb(gray), **common)
-    matrix = geometry.fallback_matrix(cand.box if cand else None, gray.shape, cfg.size)
+    matrix = geometry.fallback_matrix(best.candidate.box if best else None, gray.shape, cfg.size)
     face = geometry.stretch(geometry.warp(gray, matrix, cfg.size))
-    where = "crop around the detection box" if cand else "centred square crop"
+    where = "crop around the detection box" if best else "centred square crop"
     return Result(task, FALLBACK, f"{reason}; {where}", face=face, **common)
 
 
@@ -126,15 +207,15 @@ def _init_worker(root: str, cfg: AlignConfig, with_dlib: bool) -> None:
     cv2.setNumThreads(1)   # one process per core already; OpenCV's own threads would oversubscribe
     _worker["root"] = Path(root)
     _worker["cfg"] = cfg
-    _worker["detector"] = FaceDetector(cfg.detector)
+    _worker["detector"] = FaceDetector(cfg.detector, cfg.pad)
     _worker["landmarker"] = DlibLandmarker() if with_dlib else None
 
 
 def _work(task: ImageTask) -> Detected | Result:
-    det = detect_one(task, _worker["root"], _worker["detector"])
+    det, scene = _read_and_detect(task, _worker["root"], _worker["detector"])
     if isinstance(det, Result) or _worker["landmarker"] is None:
         return det
-    return finish_one(det, _worker["landmarker"], _worker["cfg"])
+    return finish_one(det, _worker["landmarker"], _worker["cfg"], _worker["detector"], scene)
 
 
 def worker_count(requested: int) -> int:
@@ -142,21 +223,31 @@ def worker_count(requested: int) -> int:
 
 
 def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
-    """The image and candidate boxes FAN fits for one worker result (None: nothing to fit)."""
-    return None if isinstance(item, Result) else (item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]])
+    """The image and candidate boxes FAN fits for one worker result (None: nothing to gather).
+
+    Padded finds are fitted on the padded copy that ``finish_one`` makes, so they are not gathered.
+    """
+    if isinstance(item, Result) or not item.detections or item.detections[0].padded:
+        return None
+    return item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]]
 
 
 def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
               fan: FanLandmarker | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Result]:
     """Run every task; ``fan`` given: workers detect and FAN runs here on the faces of several
-    images at once, else dlib runs in the workers."""
+    images at once, else dlib runs in the workers.
+
+    With FAN, the workers hand over the first attempt that found boxes; the later attempts,
+    needed only when FAN rejects all of them, run here with this process's own cascades.
+    """
     n = worker_count(cfg.workers)
+    detector = FaceDetector(cfg.detector, cfg.pad) if fan is not None else None
     results: list[Result] = []
     stream = _run(tasks, str(root), cfg, fan is None, n)
     fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
     for i, (item, landmarker) in enumerate(fitted):
-        results.append(item if isinstance(item, Result) else finish_one(item, landmarker, cfg))
+        results.append(item if isinstance(item, Result) else finish_one(item, landmarker or fan, cfg, detector))
         if progress:
             progress(i + 1, len(tasks))
     return results
@@ -164,16 +255,25 @@ def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
 
 def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
     if n <= 1 or len(tasks) <= 1:
+        threads = cv2.getNumThreads()
         _init_worker(root, cfg, with_dlib)
         try:
             yield from map(_work, tasks)
         finally:
             _worker.clear()
+            cv2.setNumThreads(threads)
         return
     # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(root, cfg, with_dlib)) as pool:
         yield from pool.imap(_work, tasks, chunksize=max(1, min(16, len(tasks) // (4 * n))))
+
+
+def attempt_rates(results: Iterable[Result]) -> dict[str, float | None]:
+    """Share of the readable photos aligned by each attempt (they sum to the alignment rate)."""
+    readable = [r for r in results if r.outcome != UNREADABLE and not r.task.skip_reason]
+    return {a: round(sum(r.outcome == ALIGNED and r.attempt == a for r in readable) / len(readable), 6)
+            if readable else None for a in ATTEMPT_NAMES}
 
 
 def summarize(results: Iterable[Result]) -> dict:

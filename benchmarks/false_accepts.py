@@ -1,0 +1,81 @@
+"""Count the faces the stage's aligner accepts that are not faces.
+
+Non-faces: the 100 non-face patches of scikit-image's LFW subset, each upscaled to 200x200 and
+set on a 300x300 canvas of its mean grey (so the cascades can see it whole, as they would a
+face); every one the stage aligns is a false accept. Faces: on faces-dev (one subject per
+photo), an accepted face is checked against dlib's HOG face detector, which shares nothing
+with the Viola-Jones cascades: an accept whose eye midpoint lies outside every HOG face (found
+on the photo padded as the stage pads it) is listed for inspection; photos HOG finds no face
+in are counted apart.
+
+    python benchmarks/false_accepts.py [--root ../shared/data/faces-dev]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2
+import numpy as np
+from skimage import data
+
+from staged_fer.config import load_params, section
+from staged_fer.faces.config import AlignConfig
+from staged_fer.faces.decode import read_gray
+from staged_fer.faces.detection import pad_width, padded
+from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "faces-dev"))
+    p.add_argument("--params", default=str(REPO / "params.yaml"))
+    args = p.parse_args()
+    raw = {**load_params(args.params)["align"], "landmarks": "dlib"}
+    cfg = section({"align": raw}, "align", AlignConfig)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = []
+        for i, patch in enumerate(data.lfw_subset()[100:]):
+            img = cv2.resize((patch * 255).round().astype(np.uint8), (200, 200), interpolation=cv2.INTER_CUBIC)
+            canvas = np.full((300, 300), int(img.mean()), np.uint8)
+            canvas[50:250, 50:250] = img
+            cv2.imwrite(str(Path(tmp) / f"nonface_{i:03d}.png"), canvas)
+            tasks.append(ImageTask(f"nonface_{i:03d}.png", "Train", 0))
+        results = align_all(tasks, tmp, cfg)
+    accepted = [r for r in results if r.outcome == ALIGNED]
+    print(f"LFW subset non-faces: {len(accepted)} of {len(results)} accepted as faces "
+          + ", ".join(f"{r.task.path} ({r.detector}, fit {r.fit:.2f})" for r in accepted))
+
+    import dlib
+    hog = dlib.get_frontal_face_detector()
+    root = Path(args.root)
+    paths = sorted(f.relative_to(root).as_posix() for f in root.glob("*/*.jpg"))
+    results = align_all([ImageTask(f, "Train", 0) for f in paths], root, cfg)
+    outside, unchecked = [], 0
+    for r in results:
+        if r.outcome != ALIGNED:
+            continue
+        gray = read_gray(root / r.task.path)
+        pad = pad_width(gray.shape, cfg.pad)
+        boxes = hog(padded(gray, pad, cfg.pad), 1)
+        if not boxes:
+            unchecked += 1
+            continue
+        mx, my = r.eyes.mean(axis=0) + pad
+        if not any(b.left() <= mx <= b.right() and b.top() <= my <= b.bottom() for b in boxes):
+            outside.append(f"{r.task.path} ({r.detector}, fit {r.fit:.2f})")
+    aligned = sum(r.outcome == ALIGNED for r in results)
+    print(f"faces-dev: {aligned} of {len(results)} aligned; {aligned - unchecked - len(outside)} inside a HOG face, "
+          f"{len(outside)} outside every HOG face: {', '.join(outside) or '-'}; {unchecked} where HOG finds no face")
+
+
+if __name__ == "__main__":
+    main()
