@@ -1,6 +1,8 @@
 """align_emotiw with the default `align.landmarks: fan`, through the real `dvc` CLI, offline:
 face-alignment loads the random FAN(4) weights placed under TORCH_HOME (conftest's
-``fan_weights``), and `align.min_fit: 0` lets their fits pass, so the plumbing is tested."""
+``fan_weights``), and `align.min_fit: 0` lets their fits pass (the geometry check may still reject their
+random shapes), so the plumbing is tested."""
+import csv
 import json
 
 import cv2
@@ -21,6 +23,12 @@ def test_align_emotiw_with_fan_through_dvc(tmp_path, fan_weights):
     assert project.repro("align_emotiw") == ["align_emotiw"]
     metrics = json.loads((project.path / "metrics" / "align.json").read_text())
     assert metrics["landmarks"] == "fan" and metrics["synthetic"] is False
-    assert metrics["counts"]["all"]["aligned"] == 2 and metrics["alignment_rate"]["all"] == 1.0
-    log = (project.path / "data" / "interim" / "emotiw_log.csv").read_text()
-    assert log.count(",aligned,") == 2, log
+    assert metrics["detection_rate"]["all"] == 1.0
+    # Random weights give random points: a fit passes min_fit 0, then the geometry check may
+    # reject the shape. Either way FAN fitted each detected face and the stage logged the result.
+    with open(project.path / "data" / "interim" / "emotiw_log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2, rows
+    for row in rows:
+        assert row["fit"] and float(row["fit"]) >= 0.0, row
+        assert row["outcome"] == "aligned" or "not a plausible face" in row["reason"], row

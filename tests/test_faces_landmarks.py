@@ -107,7 +107,8 @@ def test_pipeline_rejects_on_the_real_fan_fit(tmp_path, fan_cpu):
     face = astronaut_gray()[20:280, 120:340]   # one detection
     write_png(tmp_path / "Train" / "Happy" / "a.png", face)
     write_png(tmp_path / "Val" / "Sad" / "b.png", face)
-    results = align_all(scan_sfew(tmp_path).tasks, tmp_path, align_config(landmarks="fan", min_fit=1.0), fan=fan_cpu)
+    results = align_all(scan_sfew(tmp_path).tasks, tmp_path, align_config(landmarks="fan", min_fit=1.0, confident_fit=1.0,
+                                                                   whole_photo_min_fit=1.0), fan=fan_cpu)
     assert [r.outcome for r in results] == ["dropped", "fallback"]
     assert all(0.0 <= r.fit < 1.0 for r in results) and results[0].fit == results[1].fit
     assert f"best landmark fit {results[1].fit:.3f} below align.min_fit 1.0" in results[1].reason
