@@ -100,3 +100,15 @@ def test_compare_names_each_missing_and_superfluous_path_and_write_fixes_it(tmp_
     text = (root / "dvc.yaml").read_text()
     assert "      - data.csv                # the input\n      - stages/run.py\n      - pkg/__init__.py\n" in text
     assert write(root / "dvc.yaml") is False   # derived already: the file is left as it is
+    # A package whose every module is imported is listed as its folder (pkg/sub); pkg is not,
+    # since unused.py and lonely.py are not imported.
+    assert "      - pkg/d.py\n      - pkg/sub\n" in text and "pkg/sub/" not in text
+
+
+def test_a_package_folder_with_other_files_is_listed_file_by_file(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML, "pkg/sub/table.csv": "a,b\n"})
+    write(root / "dvc.yaml")
+    text = (root / "dvc.yaml").read_text()
+    # DVC would hash table.csv too if the folder were the dep: editing it would rerun the stage.
+    assert "      - pkg/sub/__init__.py\n      - pkg/sub/deep.py\n" in text
+    assert compare(root / "dvc.yaml") == []

@@ -6,18 +6,51 @@ state the previous one left (as a researcher's repository would be).
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from tests.dvc_project import TINY_PARAMS, DvcProject
+from tools import plots_template
+from tools.code_deps import derived_deps
 
 ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
               "train_stage1", "train_stage2", "evaluate"]
 
+# Loaded by every Python process of the project copy (through PYTHONPATH): on exit, a stage
+# script lists the in-repo files it actually imported, whichever code paths it took.
+IMPORT_LOG_HOOK = """\
+import atexit, os, sys
+
+def _log_imports():
+    script = sys.argv[0] if sys.argv else ""
+    if not script.endswith(".py"):
+        return
+    root = os.getcwd() + os.sep
+    files = sorted({os.path.relpath(m.__file__, root) for m in list(sys.modules.values())
+                    if isinstance(getattr(m, "__file__", None), str) and os.path.abspath(m.__file__).startswith(root)})
+    name = os.path.basename(script) + "." + str(os.getpid())
+    with open(os.path.join(os.environ["IMPORT_LOG_DIR"], name), "w") as fh:
+        fh.write("\\n".join(files))
+
+atexit.register(_log_imports)
+"""
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
+    plots_template.write()   # what `make setup` does: `dvc plots show` needs the page template
+    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
+    hook, log = tmp_path_factory.mktemp("hook"), tmp_path_factory.mktemp("imports")
+    (hook / "sitecustomize.py").write_text(IMPORT_LOG_HOOK)
+    project.env.update(PYTHONPATH=str(hook), IMPORT_LOG_DIR=str(log))
+    project.import_log = log
+    return project
+
+
+def changed_stages(project) -> set[str]:
+    return set(json.loads(project.dvc("status", "--json").stdout))
 
 
 def test_repro_runs_every_stage(project):
@@ -26,6 +59,19 @@ def test_repro_runs_every_stage(project):
     metrics = json.loads((project.path / "metrics" / "eval.json").read_text())
     assert metrics["synthetic"] is True
     assert (project.path / "dvc.lock").is_file()
+
+
+def test_every_file_a_stage_imported_while_running_is_one_of_its_deps(project):
+    """The import graph behind dvc.yaml's code deps against what each script really loaded."""
+    derived = derived_deps(project.path / "dvc.yaml")
+    loaded: dict[str, set[str]] = {}
+    for log in project.import_log.iterdir():
+        loaded.setdefault(log.name.rsplit(".", 1)[0], set()).update(log.read_text().split())
+    assert sorted(loaded) == sorted(f"{stage}.py" for stage in ALL_STAGES)
+    for stage in ALL_STAGES:
+        unlisted = loaded[f"{stage}.py"] - set(derived[stage])
+        assert not unlisted, f"{stage} imported files its deps do not list: {sorted(unlisted)}"
+        assert f"stages/{stage}.py" in loaded[f"{stage}.py"] and "staged_fer/labels.py" in loaded[f"{stage}.py"]
 
 
 def test_second_repro_reruns_nothing(project):
@@ -44,6 +90,41 @@ def test_run_cache_restores_a_stage_seen_before(project):
     assert project.repro() == []
     project.run("git", "add", "-A")
     project.run("git", "commit", "-q", "-m", "baseline run")
+
+
+def edit_flags(project, rel: str) -> set[str]:
+    """The stages `dvc status` calls changed after a comment is appended to ``rel``."""
+    path = project.path / rel
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        return changed_stages(project)
+    finally:
+        path.write_bytes(original)
+
+
+def test_editing_a_library_file_flags_exactly_the_stages_that_import_it(project):
+    derived = derived_deps(project.path / "dvc.yaml")
+    # labels.py (the class order) is imported by every stage; figures.py by evaluate alone.
+    assert edit_flags(project, "staged_fer/labels.py") == set(ALL_STAGES)
+    assert edit_flags(project, "staged_fer/evaluation/figures.py") == {"evaluate"}
+    assert {s for s, files in derived.items() if "staged_fer/data/splits.py" in files} == \
+        edit_flags(project, "staged_fer/data/splits.py")
+    assert changed_stages(project) == set()   # the same bytes again: nothing to rerun
+
+
+@pytest.mark.slow
+def test_editing_each_library_file_flags_exactly_its_importers(project):
+    derived = derived_deps(project.path / "dvc.yaml")
+    wrong = {}
+    for path in sorted(p for d in ("staged_fer", "stages") for p in (project.path / d).rglob("*.py")):
+        rel = path.relative_to(project.path).as_posix()
+        expected = {s for s, files in derived.items() if rel in files}
+        flagged = edit_flags(project, rel)
+        if flagged != expected:
+            wrong[rel] = (sorted(flagged), sorted(expected))
+    assert wrong == {}
+    assert changed_stages(project) == set()
 
 
 def test_experiment_with_vgg_m(project):

@@ -9,8 +9,11 @@ the way), and compares or rewrites the stage's code deps with that closure:
     python tools/code_deps.py           # check: names each missing or superfluous path, exit 1
     python tools/code_deps.py --write   # rewrite the code deps in dvc.yaml (`make deps`)
 
+A package folder whose every module the script imports is written as the folder, which is the
+same dependency in fewer lines (DVC parses dvc.yaml and dvc.lock on every command).
+
 A dep counts as code when it lies under a folder that holds the project's Python (``stages/``,
-``staged_fer/``) or ends in ``.py``; every other dep (data, ``${...}`` paths) is kept as written.
+``staged_fer/``), is a package folder or ends in ``.py``; every other dep (data, ``${...}`` paths) is kept as written.
 Imports the graph cannot see (``importlib.import_module``, ``__import__``) are refused with
 their file and line: registries must import what they list with plain ``import`` statements.
 Imports under ``if TYPE_CHECKING:`` never run, so they are not dependencies.
@@ -198,10 +201,47 @@ def stage_script(name: str, cmd: str) -> str:
     raise DepsError(f"dvc.yaml: stage {name}: cmd does not run a python script: {cmd!r}")
 
 
-def is_code_dep(dep: str) -> bool:
+def is_code_dep(dep: str, root: Path = ROOT) -> bool:
     if "${" in dep:
         return False
-    return dep.endswith(".py") or PurePosixPath(dep).parts[0] in CODE_DIRS
+    return dep.endswith(".py") or PurePosixPath(dep).parts[0] in CODE_DIRS or (root / dep / "__init__.py").is_file()
+
+
+def python_files(root: Path, dep: str) -> set[str]:
+    """The Python files a code dep stands for: itself, or every .py file under the folder."""
+    path = root / dep
+    if path.is_dir():
+        return {p.relative_to(root).as_posix() for p in path.rglob("*.py") if "__pycache__" not in p.parts}
+    return {dep}
+
+
+def folded(root: Path, files: list[str]) -> list[str]:
+    """``files`` with each package folder whose every file is among them written as the folder:
+    the same dependency, in a fraction of the lines of dvc.yaml and dvc.lock (which DVC parses
+    on every `dvc status`). A folder holding anything but Python files (and the __pycache__
+    that .dvcignore hides from DVC) stays listed file by file, since DVC would hash the rest too."""
+    wanted = set(files)
+    out: list[str] = []
+    covered: set[str] = set()
+    for f in files:
+        if f in covered:
+            continue
+        top = None
+        parent = PurePosixPath(f).parent
+        while parent != PurePosixPath(".") and (root / parent / "__init__.py").is_file():
+            folder = root / parent
+            others = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                      and p.suffix != ".py"]
+            if others or not python_files(root, parent.as_posix()) <= wanted:
+                break
+            top = parent.as_posix()
+            parent = parent.parent
+        if top is None:
+            out.append(f)
+        else:
+            out.append(top)
+            covered |= python_files(root, top)
+    return out
 
 
 def derived_deps(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, list[str]]:
@@ -227,7 +267,8 @@ def compare(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     stages = _yaml().load(dvc_yaml.read_text())["stages"]
     problems = []
     for name, stage in stages.items():
-        listed = {_dep_path(d) for d in stage.get("deps", []) if is_code_dep(_dep_path(d))}
+        listed = set().union(*(python_files(dvc_yaml.parent, _dep_path(d)) for d in stage.get("deps", [])
+                               if is_code_dep(_dep_path(d), dvc_yaml.parent)))
         for path in sorted(set(wanted[name]) - listed):
             problems.append(f"{name}: missing code dep {path} (its script imports it)")
         for path in sorted(listed - set(wanted[name])):
@@ -246,10 +287,10 @@ def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> bool:
         if deps is None:
             from ruamel.yaml.comments import CommentedSeq
             deps = stage["deps"] = CommentedSeq()
-        data = [d for d in deps if not is_code_dep(_dep_path(d))]
+        data = [d for d in deps if not is_code_dep(_dep_path(d), dvc_yaml.parent)]
         # An end-of-line comment belongs to its dep, wherever the dep lands in the new list.
         comments = {_dep_path(d): deps.ca.items[i] for i, d in enumerate(deps) if i in deps.ca.items}
-        deps[:] = data + wanted[name]
+        deps[:] = data + folded(dvc_yaml.parent, wanted[name])
         deps.ca.items.clear()
         for i, d in enumerate(deps):
             if _dep_path(d) in comments:
