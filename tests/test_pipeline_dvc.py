@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import TINY_PARAMS, DvcProject
+from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
 from tools import plots_template
 from tools.code_deps import derived_deps
 
@@ -71,7 +72,7 @@ def test_every_file_a_stage_imported_while_running_is_one_of_its_deps(project):
     for stage in ALL_STAGES:
         unlisted = loaded[f"{stage}.py"] - set(derived[stage])
         assert not unlisted, f"{stage} imported files its deps do not list: {sorted(unlisted)}"
-        assert f"stages/{stage}.py" in loaded[f"{stage}.py"] and "staged_fer/labels.py" in loaded[f"{stage}.py"]
+        assert {f"stages/{stage}.py", "staged_fer/io.py"} <= loaded[f"{stage}.py"]
 
 
 def test_second_repro_reruns_nothing(project):
@@ -105,8 +106,10 @@ def edit_flags(project, rel: str) -> set[str]:
 
 def test_editing_a_library_file_flags_exactly_the_stages_that_import_it(project):
     derived = derived_deps(project.path / "dvc.yaml")
-    # labels.py (the class order) is imported by every stage; figures.py by evaluate alone.
-    assert edit_flags(project, "staged_fer/labels.py") == set(ALL_STAGES)
+    # io.py is imported by every stage, labels.py (the class order) by all but build_splits,
+    # figures.py by evaluate alone.
+    assert edit_flags(project, "staged_fer/io.py") == set(ALL_STAGES)
+    assert edit_flags(project, "staged_fer/labels.py") == set(ALL_STAGES) - {"build_splits"}
     assert edit_flags(project, "staged_fer/evaluation/figures.py") == {"evaluate"}
     assert {s for s, files in derived.items() if "staged_fer/data/splits.py" in files} == \
         edit_flags(project, "staged_fer/data/splits.py")
@@ -131,6 +134,54 @@ def test_experiment_with_vgg_m(project):
     project.dvc("exp", "run", "-n", "vgg", "-S", "model=vgg_m")
     shown = project.dvc("exp", "show", "--json").stdout
     assert '"vgg"' in shown
+
+
+def readme_command(start: str) -> list[str]:
+    """The README's command line that begins with ``start``, as arguments."""
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if l.startswith(start))
+    return shlex.split(line.split("#")[0])
+
+
+def test_the_readme_exp_show_line_reads_in_120_columns(project):
+    """Per experiment: the model, both data schemes, EmotiW Val accuracy of the final and the
+    stage-1 model, in full (no `…`) in a 120-column terminal."""
+    args = readme_command("dvc exp show ")
+    project.env["COLUMNS"] = "120"
+    try:
+        shown = project.run(*args, "--no-pager").stdout
+        diff = project.dvc("metrics", "diff", "HEAD", "vgg").stdout
+    finally:
+        del project.env["COLUMNS"]
+    save_for_the_record(project, "exp_show_120.txt", shown)
+    save_for_the_record(project, "metrics_diff_120.txt", diff)
+    assert "…" not in shown and max(map(len, shown.splitlines())) <= 120
+    for column in ("model", "stage1.data", "stage2.data", "emotiw_val.accuracy", "emotiw_val_stage1.accuracy"):
+        assert column in shown
+    assert "vgg_m" in shown and "alexnet" in shown and "fer28" in shown and "emotiw" in shown
+    # Two experiments compared figure by figure on one screen.
+    assert len(diff.splitlines()) <= 50 and max(map(len, diff.splitlines())) <= 120 and "…" not in diff
+
+
+def save_for_the_record(project, name: str, text: str) -> None:
+    """Where RECORD_DIR is set, keep what a test saw (the README quotes these outputs)."""
+    if os.environ.get("RECORD_DIR"):
+        Path(os.environ["RECORD_DIR"], name).write_text(text)
+
+
+def test_metrics_show_lists_a_few_dozen_headline_figures(project):
+    shown = project.dvc("metrics", "show").stdout
+    save_for_the_record(project, "metrics_show.txt", shown)
+    figures = 0
+    for block in json.loads(project.dvc("metrics", "show", "--json").stdout)["workspace"]["data"].values():
+        figures += len(flatten(block["data"]))
+    assert 30 <= figures <= 42, figures
+    assert "per_class" not in shown and "counts" not in shown
+
+
+def flatten(tree, prefix="") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}{key}.").items()}
 
 
 def test_metrics_diff_shows_both_accuracies(project):

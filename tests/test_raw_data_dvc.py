@@ -2,7 +2,9 @@
 tree a run used are pinned in dvc.lock, and a change reruns exactly what it affects.
 
 The project reads a small FER CSV and SFEW tree from its default raw-data folders
-(data/external/fer2013, data/external/SFEW_2.0), as a user's checkout would.
+(data/external/fer2013, data/external/SFEW_2.0), as a user's checkout would. Slow (a whole
+run of the pipeline and a second one from alignment on); `tests/test_code_deps.py` and
+`tests/test_raw_snapshot.py` cover the same ground in the default suite without running it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from tests.dvc_project import TINY_PARAMS, DvcProject
 
 ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
               "train_stage1", "train_stage2", "evaluate"]
+pytestmark = pytest.mark.slow
+
 FER_DIR = "data/external/fer2013"
 SFEW_DIR = "data/external/SFEW_2.0"
 
