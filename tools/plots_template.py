@@ -52,6 +52,7 @@ def up_to_date(out: Path) -> bool:
 def write(out: Path = DEFAULT_OUT) -> bool:
     """Write the template unless it is current; True if it was written."""
     if up_to_date(out):
+        out.touch()   # current: newer than what make compares it with, so make stops asking
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
