@@ -29,8 +29,10 @@ def _log_imports():
     if not script.endswith(".py"):
         return
     root = os.getcwd() + os.sep
-    files = sorted({os.path.relpath(m.__file__, root) for m in list(sys.modules.values())
-                    if isinstance(getattr(m, "__file__", None), str) and os.path.abspath(m.__file__).startswith(root)})
+    paths = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
+             if isinstance(getattr(m, "__file__", None), str)}
+    # (some modules, such as torch._ops, carry a bare file name that is no file here)
+    files = sorted(os.path.relpath(p, root) for p in paths if p.startswith(root) and os.path.isfile(p))
     name = os.path.basename(script) + "." + str(os.getpid())
     with open(os.path.join(os.environ["IMPORT_LOG_DIR"], name), "w") as fh:
         fh.write("\\n".join(files))

@@ -108,7 +108,7 @@ def test_none_schemes_pass_the_weights_through(tmp_path):
         assert torch.equal(s2["state_dict"][key], value), key
     assert s2["epoch"] == 0 and s2["scheme"] == "none" and "stage2" in s2["params"]
     metrics = json.loads((tmp_path / "live" / "stage2" / "metrics.json").read_text())
-    assert metrics == {"synthetic": False, "kept_epoch": 0}
+    assert metrics == {"kept_epoch": 0}
     assert (tmp_path / "live" / "stage2" / "plots" / "metrics").is_dir()
 
 
