@@ -174,7 +174,8 @@ def test_metrics_show_lists_a_few_dozen_headline_figures(project):
     shown = project.dvc("metrics", "show").stdout
     save_for_the_record(project, "metrics_show.txt", shown)
     figures = 0
-    for block in json.loads(project.dvc("metrics", "show", "--json").stdout)["workspace"]["data"].values():
+    (workspace,) = json.loads(project.dvc("metrics", "show", "--json").stdout).values()
+    for block in workspace["data"].values():
         figures += len(flatten(block["data"]))
     assert 30 <= figures <= 42, figures
     assert "per_class" not in shown and "counts" not in shown
