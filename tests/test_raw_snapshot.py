@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from staged_fer.cli import run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import section
 from staged_fer.data import fer_source
 from staged_fer.data.fer_source import FerConfig, fetch_fer
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
-from tests.dvc_project import ROOT
+from tests.params_baseline import baseline_params
 from tests.test_fer_source import assert_nothing_written, fer_csv
 
 
@@ -44,7 +44,7 @@ def test_a_changed_tree_is_named_with_the_key_and_the_file(tmp_path, change, wor
 
 @pytest.fixture
 def cfg() -> FerConfig:
-    return replace(section(load_params(ROOT / "params.yaml"), "fer", FerConfig), source="file", md5=None)
+    return replace(section(baseline_params(), "fer", FerConfig), source="file", md5=None)
 
 
 def test_the_default_fer_folder_reads_its_one_file_and_names_the_key_when_empty(tmp_path, cfg):
@@ -83,7 +83,7 @@ def test_align_stops_before_writing_when_the_tree_changes_meanwhile(tmp_path, mo
 
     stage = _stage()
     root = tree(tmp_path / "SFEW", {"Train/Happy/a.png": b"a", "Val/Sad/b.png": b"b"})
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = baseline_params()
     params["emotiw"].update(source="dir", root=str(root))
     params["align"]["landmarks"] = "dlib"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
