@@ -18,25 +18,37 @@ DEMO_PARAMS := \
 # The columns of `dvc exp show` worth a glance after the demo.
 SHOW_COLUMNS := 'Experiment|Created|stage[12]\.data|fer_public_test\.accuracy$$|emotiw_val\.accuracy$$|emotiw_val_stage1\.accuracy$$'
 
-.PHONY: setup demo test test-all test-gpu grid report bench clean-venv
+# The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
+PLOTS_TEMPLATE := .dvc/plots/template.html
+
+.PHONY: setup deps demo test test-all test-gpu grid report bench clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -r requirements.txt
+	python tools/plots_template.py $(PLOTS_TEMPLATE)
 	touch $@
 
-setup: $(STAMP)
+$(PLOTS_TEMPLATE): $(STAMP) tools/plots_template.py tools/plots_page.html
+	python tools/plots_template.py $@
+
+setup: $(STAMP) $(PLOTS_TEMPLATE)
+
+# Rewrite each stage's code deps in dvc.yaml from the imports of its script; run it after
+# adding a module or an import (tests/test_code_deps.py fails until dvc.yaml matches).
+deps: $(STAMP)
+	python tools/code_deps.py --write
 
 demo: $(STAMP)
 	@git rev-parse --verify -q HEAD >/dev/null || { echo "make demo needs a git commit (DVC experiments are commits): git add -A && git commit -m init"; exit 1; }
 	dvc exp run --temp $(DEMO_PARAMS)
 	dvc exp show --no-pager --md --drop '.*' --keep $(SHOW_COLUMNS)
 
-test: $(STAMP)
+test: setup
 	python -m pytest
 
-test-all: $(STAMP)
+test-all: setup
 	python -m pytest -m ''
 
 # The CUDA tests (marked gpu); without CUDA each is skipped with its reason and the exit code

@@ -2,8 +2,8 @@
 
 Reads params `seed`, `emotiw` (where the photos come from) and `align` (detector, landmark
 backend, fit threshold, crop box). Writes the aligned 256x256 faces (.npz), a per-image CSV
-log with every decision, metrics (counts per split and outcome, detection and alignment
-rates) and contact sheets under --reports. With emotiw.source=synthetic a synthetic SFEW tree
+log with every decision, metrics (detection and alignment rates per split), and under
+--reports the contact sheets and alignment.json (counts per split and outcome, and the rates). With emotiw.source=synthetic a synthetic SFEW tree
 is generated in a temporary folder, aligned exactly like a real one, then removed.
 """
 import sys
@@ -17,9 +17,10 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, section, read_seed
 from staged_fer.data.emotiw import EmotiwConfig, scan_sfew, warn_empty
+from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
 from staged_fer.faces.config import AlignConfig
-from staged_fer.faces.outputs import LOG_COLUMNS, face_arrays, log_rows, metrics, write_reports
+from staged_fer.faces.outputs import LOG_COLUMNS, face_arrays, headline, log_rows, metrics, write_reports
 from staged_fer.faces.pipeline import align_all, worker_count
 from staged_fer.io import save_npz, write_csv, write_json
 
@@ -55,8 +56,8 @@ def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output: aligned faces (.npz)")
     p.add_argument("--log", required=True, help="output: per-image log (.csv)")
-    p.add_argument("--reports", required=True, help="output folder: contact sheets")
-    p.add_argument("--metrics", required=True, help="output: counts and rates (.json)")
+    p.add_argument("--reports", required=True, help="output folder: contact sheets and every count (alignment.json)")
+    p.add_argument("--metrics", required=True, help="output: detection and alignment rates (.json)")
     args = p.parse_args(argv)
 
     params = load_params(args.params)
@@ -69,7 +70,11 @@ def main(argv=None) -> None:
     fan = _landmarker(align)
 
     if emotiw.source == "dir":
+        # emotiw.root is a dependency of the stage in dvc.yaml, hashed again by DVC after the run:
+        # a tree that changed meanwhile must not leave outputs of one tree beside the hash of another.
+        before = snapshot(emotiw.root)
         scan, results = _align(Path(emotiw.root), emotiw, align, fan)
+        check_unchanged(emotiw.root, before, "emotiw.root")
     else:
         from staged_fer.synthetic.sfew import write_sfew_tree
         with tempfile.TemporaryDirectory(prefix="sfew-synthetic-") as tmp:
@@ -83,8 +88,8 @@ def main(argv=None) -> None:
     summary = metrics(results, synthetic, align.landmarks, scan.empty)
     save_npz(args.out, **arrays)
     write_csv(args.log, LOG_COLUMNS, log_rows(results))
-    write_reports(args.reports, results, synthetic)
-    write_json(args.metrics, summary)
+    write_reports(args.reports, results, synthetic, summary)
+    write_json(args.metrics, headline(summary))
     for split, c in summary["counts"].items():
         print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     print(f"wrote {len(arrays['labels'])} faces to {args.out}")

@@ -1,4 +1,8 @@
-"""Stage decode_fer: decode the FER-2013 CSV into the npz contract, with counts and figures."""
+"""Stage decode_fer: decode the FER-2013 CSV into the npz contract, with counts and figures.
+
+The counts (rows per Usage and class, skipped lines) go to counts.json beside the figures, a
+report rather than DVC metrics: they describe the data, not a result to compare runs by.
+"""
 import sys
 from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
@@ -13,6 +17,8 @@ from staged_fer.data.fer_report import write_reports
 from staged_fer.data.fer_source import read_meta
 from staged_fer.io import save_npz, write_json
 
+COUNTS_FILE = "counts.json"
+
 
 def main(argv=None) -> None:
     p = parser("Decode fer2013.csv into images (N,48,48) uint8, labels and usage (an npz), "
@@ -20,8 +26,7 @@ def main(argv=None) -> None:
     p.add_argument("--csv", required=True, type=Path, help="canonical FER-2013 CSV (from download_fer)")
     p.add_argument("--meta", required=True, type=Path, help="its meta JSON (from download_fer)")
     p.add_argument("--out", required=True, type=Path, help="npz to write")
-    p.add_argument("--reports", required=True, type=Path, help="folder for the figures")
-    p.add_argument("--metrics", required=True, type=Path, help="metrics JSON to write")
+    p.add_argument("--reports", required=True, type=Path, help="folder for the figures and counts.json")
     args = p.parse_args(argv)
     cfg = section(load_params(args.params), "decode", DecodeConfig)
     meta = read_meta(args.meta)
@@ -30,7 +35,7 @@ def main(argv=None) -> None:
     source = "synthetic" if synthetic else str(meta["source"])
     save_npz(args.out, **arrays, source=np.array(source))
     write_reports(arrays, args.reports, synthetic)
-    write_json(args.metrics, {**counts(arrays), "rows": report["rows"], "lines": report["lines"],
+    write_json(args.reports / COUNTS_FILE, {**counts(arrays), "rows": report["rows"], "lines": report["lines"],
                               "blank_lines": report["blank_lines"], "skipped": report["skipped"],
                               "synthetic": synthetic, "source": source})
     skipped = report["skipped"]["count"]

@@ -1,8 +1,9 @@
 """Stage evaluate: score the stage-1 and final models on every labelled split.
 
-Writes metrics/eval.json (one block per scored set, see staged_fer/evaluation/scoring.py),
-per-sample confusion rows for `dvc plots` under --plots, and under --reports the
-predictions CSVs, Figure-4-style confusion PNGs and a Markdown summary.
+Writes metrics/eval.json (the headline figures of each scored set, see
+staged_fer/evaluation/scoring.py), per-sample confusion rows for `dvc plots` under --plots,
+and under --reports scores.json (every figure, per-class tables included), the predictions
+CSVs, Figure-4-style confusion PNGs and a Markdown summary.
 """
 import sys
 from pathlib import Path

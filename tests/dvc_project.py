@@ -14,6 +14,9 @@ from tests.params_baseline import committed_text
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Git-ignored files of a set-up checkout that the copy needs: the page template `dvc plots
+# show` uses (.dvc/config; `make setup` builds it).
+SETUP_FILES = (".dvc/plots/template.html",)
 
 # The smallest configuration that still runs every stage for real: synthetic sources, the
 # offline dlib landmarks, random init, tiny inputs, one epoch per stage.
@@ -62,8 +65,13 @@ def output_folders(dvc_yaml: Path) -> set[str]:
     return folders
 
 
+# The raw-data folders the pipeline depends on (dvc.yaml's ${fer.path}, ${emotiw.root}): their
+# READMEs are tracked and must be there, though they sit in data/ beside the run outputs.
+RAW_DATA = "data/external/"
+
+
 def _is_run_output(rel: str, folders: set[str]) -> bool:
-    return rel == "dvc.lock" or rel.split("/")[0] in folders
+    return rel == "dvc.lock" or (rel.split("/")[0] in folders and not rel.startswith(RAW_DATA))
 
 
 class DvcProject:
@@ -92,7 +100,7 @@ class DvcProject:
         listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                                 capture_output=True, check=True).stdout.decode().split("\0")
         outputs = output_folders(ROOT / "dvc.yaml")
-        for rel in filter(None, listed):
+        for rel in [*filter(None, listed), *SETUP_FILES]:
             src = ROOT / rel
             if src.is_file() and not _is_run_output(rel, outputs):
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,9 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     assert gray["detector"] == "frontal" and gray["label"] == "Happy" and float(gray["fit"]) >= 0.3
     assert abs(float(gray["angle_deg"]) - 3.1) < 1.5 and float(gray["left_eye_x"]) > float(gray["right_eye_x"])
 
-    metrics = json.loads((out / "align.json").read_text())
+    rates = json.loads((out / "align.json").read_text())
+    metrics = json.loads((out / "reports" / "alignment.json").read_text())
+    assert rates == {k: metrics[k] for k in ("detection_rate", "alignment_rate")}
     assert metrics["synthetic"] is False and metrics["landmarks"] == "dlib"
     assert metrics["counts"]["Train"] == {"aligned": 4, "fallback": 0, "dropped": 3, "unreadable": 4, "total": 11}
     assert metrics["counts"]["Val"]["fallback"] == 1 and metrics["alignment_rate"]["Test"] == 1.0
@@ -73,7 +75,7 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     # The astronaut's face is under a quarter of the photo's side: the second frontal attempt finds it.
     assert metrics["aligned_by"]["frontal_small"] == pytest.approx(metrics["alignment_rate"]["all"])
     assert sum(metrics["aligned_by"].values()) == pytest.approx(metrics["alignment_rate"]["all"])
-    assert sorted(p.name for p in (out / "reports").iterdir()) == ["aligned.png", "failures.png"]
+    assert sorted(p.name for p in (out / "reports").iterdir()) == ["aligned.png", "alignment.json", "failures.png"]
 
 
 @pytest.mark.slow
@@ -133,7 +135,7 @@ def test_synthetic_source_is_aligned_like_a_real_tree_and_removed(tmp_path):
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "out"
     assert _run(params_path, out) == 0
-    metrics = json.loads((out / "align.json").read_text())
+    metrics = json.loads((out / "reports" / "alignment.json").read_text())
     npz = load_npz(out / "emotiw.npz")
     assert metrics["synthetic"] is True and str(npz["source"]) == "synthetic"
     assert metrics["counts"]["all"]["total"] == 15 and metrics["counts"]["all"]["unreadable"] == 0

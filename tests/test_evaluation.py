@@ -185,11 +185,17 @@ def test_write_outputs(tmp_path):
     info = {"model": "alexnet", "scheme": "fer28 -> emotiw"}
     metrics = write_outputs(scored, CFG, 0, info, **paths)
     saved = json.loads(paths["metrics_path"].read_text())
-    assert saved == metrics and saved["synthetic"] is True and saved["model"] == "alexnet"
-    for key in ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1", "emotiw_test"):
+    scores = json.loads((tmp_path / "reports" / "scores.json").read_text())
+    assert saved == metrics and saved["synthetic"] is True and scores["model"] == "alexnet"
+    keys = ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1", "emotiw_test")
+    # Only the headline figures are metrics (what `dvc exp show` lists); the rest is reported.
+    assert set(saved) == {"synthetic", *keys} and set(scores["sets"]) == set(keys)
+    for key in keys:
         block = saved[key]
-        assert {"accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy", "macro_f1",
-                "cost_accuracy", "n", "per_class", "synthetic"} <= set(block)
+        assert set(block) == {"accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy",
+                              "macro_f1", "cost_accuracy", "n"}
+        assert scores["sets"][key] == {**block, "per_class": scores["sets"][key]["per_class"], "synthetic": True}
+        assert sum(c["support"] for c in scores["sets"][key]["per_class"].values()) == block["n"]
         assert block["accuracy_ci95_low"] <= block["accuracy"] <= block["accuracy_ci95_high"]
         rows = json.loads((tmp_path / "plots" / f"{key}.json").read_text())
         assert len(rows) == block["n"]
@@ -226,6 +232,7 @@ def test_rerun_gives_identical_bytes_and_drops_sets_no_longer_scored(tmp_path, m
     after = {p for p in tmp_path.rglob("*") if p.is_file()}
     gone = {p for p in before if "emotiw_test" in p.name}
     assert len(gone) == 3 and after == set(before) - gone
+    assert "emotiw_test" not in json.loads((tmp_path / "reports" / "scores.json").read_text())["sets"]
 
 
 def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):

@@ -53,7 +53,8 @@ def test_stage_scores_every_labelled_set(workspace):
     assert run_stage(main, args(workspace)) == 0
     metrics = json.loads((workspace / "metrics" / "eval.json").read_text())
     assert metrics["synthetic"] is True
-    assert metrics["model"] == "alexnet" and metrics["scheme"] == "fer28 -> emotiw"
+    scores = json.loads((workspace / "reports" / "eval" / "scores.json").read_text())
+    assert scores["model"] == "alexnet" and scores["scheme"] == "fer28 -> emotiw"
     for key in ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1", "emotiw_test"):
         assert 0 <= metrics[key]["accuracy"] <= 1
         assert (workspace / "plots" / "confusion" / f"{key}.json").is_file()

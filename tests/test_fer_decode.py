@@ -205,8 +205,7 @@ def _stage(tmp_path: Path, csv: Path, synthetic: bool, on_bad_row: str = "fail")
                                 "md5_expected": None, "rows": 12, "synthetic": synthetic}))
     out = tmp_path / "out"
     rc = run_stage(main, ["--params", str(params), "--csv", str(csv), "--meta", str(meta),
-                          "--out", str(out / "fer2013.npz"), "--reports", str(out / "reports"),
-                          "--metrics", str(out / "metrics.json")])
+                          "--out", str(out / "fer2013.npz"), "--reports", str(out / "reports")])
     return rc, out
 
 
@@ -219,12 +218,12 @@ def test_stage_writes_contract_metrics_and_figures(tmp_path, rows):
     assert fer["images"].shape == (12, 48, 48) and fer["images"].dtype == np.uint8
     assert fer["labels"].dtype == np.int64 and fer["usage"].tolist() == usage.tolist()
     assert fer["source"].shape == () and str(fer["source"]) == "file"
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "reports" / "counts.json").read_text())
     assert metrics["usage"] == {"Training": 4, "PublicTest": 4, "PrivateTest": 4}
     assert sum(metrics["classes"].values()) == 12 and metrics["synthetic"] is False
     assert metrics["skipped"]["count"] == 0
     pngs = sorted(p.name for p in (out / "reports").iterdir())
-    assert pngs == ["figure6_class_distribution.png", "samples.png"]
+    assert pngs == ["counts.json", "figure6_class_distribution.png", "samples.png"]
 
     first = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert _stage(tmp_path, tmp_path / "f.csv", synthetic=False)[0] == 0
@@ -236,7 +235,7 @@ def test_stage_marks_synthetic_data(tmp_path, rows):
     rc, out = _stage(tmp_path, write(tmp_path / "f.csv", csv_lines(*rows)), synthetic=True)
     assert rc == 0
     assert str(load_npz(out / "fer2013.npz")["source"]) == "synthetic"
-    assert json.loads((out / "metrics.json").read_text())["synthetic"] is True
+    assert json.loads((out / "reports" / "counts.json").read_text())["synthetic"] is True
 
 
 def test_stage_fails_with_one_line_and_writes_nothing(tmp_path, rows, capsys):

@@ -6,18 +6,54 @@ state the previous one left (as a researcher's repository would be).
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import TINY_PARAMS, DvcProject
+from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
+from tools import plots_template
+from tools.code_deps import derived_deps
 
 ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
               "train_stage1", "train_stage2", "evaluate"]
 
+# Loaded by every Python process of the project copy (through PYTHONPATH): on exit, a stage
+# script lists the in-repo files it actually imported, whichever code paths it took.
+IMPORT_LOG_HOOK = """\
+import atexit, os, sys
+
+def _log_imports():
+    script = sys.argv[0] if sys.argv else ""
+    if not script.endswith(".py"):
+        return
+    root = os.getcwd() + os.sep
+    paths = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
+             if isinstance(getattr(m, "__file__", None), str)}
+    # (some modules, such as torch._ops, carry a bare file name that is no file here)
+    files = sorted(os.path.relpath(p, root) for p in paths if p.startswith(root) and os.path.isfile(p))
+    name = os.path.basename(script) + "." + str(os.getpid())
+    with open(os.path.join(os.environ["IMPORT_LOG_DIR"], name), "w") as fh:
+        fh.write("\\n".join(files))
+
+atexit.register(_log_imports)
+"""
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
+    plots_template.write()   # what `make setup` does: `dvc plots show` needs the page template
+    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
+    hook, log = tmp_path_factory.mktemp("hook"), tmp_path_factory.mktemp("imports")
+    (hook / "sitecustomize.py").write_text(IMPORT_LOG_HOOK)
+    project.env.update(PYTHONPATH=str(hook), IMPORT_LOG_DIR=str(log))
+    project.import_log = log
+    return project
+
+
+def changed_stages(project) -> set[str]:
+    return set(json.loads(project.dvc("status", "--json").stdout))
 
 
 def test_repro_runs_every_stage(project):
@@ -26,6 +62,19 @@ def test_repro_runs_every_stage(project):
     metrics = json.loads((project.path / "metrics" / "eval.json").read_text())
     assert metrics["synthetic"] is True
     assert (project.path / "dvc.lock").is_file()
+
+
+def test_every_file_a_stage_imported_while_running_is_one_of_its_deps(project):
+    """The import graph behind dvc.yaml's code deps against what each script really loaded."""
+    derived = derived_deps(project.path / "dvc.yaml")
+    loaded: dict[str, set[str]] = {}
+    for log in project.import_log.iterdir():
+        loaded.setdefault(log.name.rsplit(".", 1)[0], set()).update(log.read_text().split())
+    assert sorted(loaded) == sorted(f"{stage}.py" for stage in ALL_STAGES)
+    for stage in ALL_STAGES:
+        unlisted = loaded[f"{stage}.py"] - set(derived[stage])
+        assert not unlisted, f"{stage} imported files its deps do not list: {sorted(unlisted)}"
+        assert {f"stages/{stage}.py", "staged_fer/io.py"} <= loaded[f"{stage}.py"]
 
 
 def test_second_repro_reruns_nothing(project):
@@ -46,10 +95,96 @@ def test_run_cache_restores_a_stage_seen_before(project):
     project.run("git", "commit", "-q", "-m", "baseline run")
 
 
+def edit_flags(project, rel: str) -> set[str]:
+    """The stages `dvc status` calls changed after a comment is appended to ``rel``."""
+    path = project.path / rel
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        return changed_stages(project)
+    finally:
+        path.write_bytes(original)
+
+
+def test_editing_a_library_file_flags_exactly_the_stages_that_import_it(project):
+    derived = derived_deps(project.path / "dvc.yaml")
+    # io.py is imported by every stage, labels.py (the class order) by all but build_splits,
+    # figures.py by evaluate alone.
+    assert edit_flags(project, "staged_fer/io.py") == set(ALL_STAGES)
+    assert edit_flags(project, "staged_fer/labels.py") == set(ALL_STAGES) - {"build_splits"}
+    assert edit_flags(project, "staged_fer/evaluation/figures.py") == {"evaluate"}
+    assert {s for s, files in derived.items() if "staged_fer/data/splits.py" in files} == \
+        edit_flags(project, "staged_fer/data/splits.py")
+    assert changed_stages(project) == set()   # the same bytes again: nothing to rerun
+
+
+@pytest.mark.slow
+def test_editing_each_library_file_flags_exactly_its_importers(project):
+    derived = derived_deps(project.path / "dvc.yaml")
+    wrong = {}
+    for path in sorted(p for d in ("staged_fer", "stages") for p in (project.path / d).rglob("*.py")):
+        rel = path.relative_to(project.path).as_posix()
+        expected = {s for s, files in derived.items() if rel in files}
+        flagged = edit_flags(project, rel)
+        if flagged != expected:
+            wrong[rel] = (sorted(flagged), sorted(expected))
+    assert wrong == {}
+    assert changed_stages(project) == set()
+
+
 def test_experiment_with_vgg_m(project):
     project.dvc("exp", "run", "-n", "vgg", "-S", "model=vgg_m")
     shown = project.dvc("exp", "show", "--json").stdout
     assert '"vgg"' in shown
+
+
+def readme_command(start: str) -> list[str]:
+    """The README's command line that begins with ``start``, as arguments."""
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if l.startswith(start))
+    return shlex.split(line.split("#")[0])
+
+
+def test_the_readme_exp_show_line_reads_in_120_columns(project):
+    """Per experiment: the model, both data schemes, EmotiW Val accuracy of the final and the
+    stage-1 model, in full (no `…`) in a 120-column terminal."""
+    args = readme_command("dvc exp show ")
+    project.env["COLUMNS"] = "120"
+    try:
+        shown = project.run(*args, "--no-pager").stdout
+        diff = project.dvc("metrics", "diff", "HEAD", "vgg").stdout
+    finally:
+        del project.env["COLUMNS"]
+    save_for_the_record(project, "exp_show_120.txt", shown)
+    save_for_the_record(project, "metrics_diff_120.txt", diff)
+    assert "…" not in shown and max(map(len, shown.splitlines())) <= 120
+    for column in ("model", "stage1.data", "stage2.data", "emotiw_val.accuracy", "emotiw_val_stage1.accuracy"):
+        assert column in shown
+    assert "vgg_m" in shown and "alexnet" in shown and "fer28" in shown and "emotiw" in shown
+    # Two experiments compared figure by figure on one screen.
+    assert len(diff.splitlines()) <= 50 and max(map(len, diff.splitlines())) <= 120 and "…" not in diff
+
+
+def save_for_the_record(project, name: str, text: str) -> None:
+    """Where RECORD_DIR is set, keep what a test saw (the README quotes these outputs)."""
+    if os.environ.get("RECORD_DIR"):
+        Path(os.environ["RECORD_DIR"], name).write_text(text)
+
+
+def test_metrics_show_lists_a_few_dozen_headline_figures(project):
+    shown = project.dvc("metrics", "show").stdout
+    save_for_the_record(project, "metrics_show.txt", shown)
+    figures = 0
+    (workspace,) = json.loads(project.dvc("metrics", "show", "--json").stdout).values()
+    for block in workspace["data"].values():
+        figures += len(flatten(block["data"]))
+    assert 30 <= figures <= 42, figures
+    assert "per_class" not in shown and "counts" not in shown
+
+
+def flatten(tree, prefix="") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}{key}.").items()}
 
 
 def test_metrics_diff_shows_both_accuracies(project):

@@ -35,6 +35,7 @@ from typing import BinaryIO, Iterator, Literal
 
 from ..errors import PipelineError
 from ..io import atomic_path, write_json
+from .raw_snapshot import check_unchanged, snapshot
 
 CANONICAL_HEADER = b"emotion,pixels,Usage"
 ICML_HEADER = b"emotion, Usage, pixels"
@@ -42,6 +43,9 @@ ICML_HEADER = b"emotion, Usage, pixels"
 CSV_NAMES = {"fer2013.csv": "fer", "icml_face_data.csv": "icml"}
 KAGGLE_FILE = "fer2013.tar.gz"
 META_KEYS = ("source", "origin", "file", "md5", "md5_expected", "rows", "synthetic")
+
+# Files of the project's own in the default raw-data folders (data/external/*/), not data.
+PLACEHOLDER_FILES = ("README.md",)
 
 _HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _BLOCK = 1 << 20
@@ -89,6 +93,8 @@ def fetch_fer(cfg: FerConfig, out_csv: str | Path, meta_path: str | Path, seed: 
     with tempfile.TemporaryDirectory(prefix=f".{out_csv.name}.download-", dir=out_csv.parent) as tmp:
         if cfg.source == "file":
             src, origin = _local_file(cfg), cfg.path
+            # fer.path is a dependency of the stage in dvc.yaml: DVC hashes it again after the run.
+            before = snapshot(src)
         elif cfg.source == "url":
             if not cfg.url:
                 raise PipelineError("params.yaml: `fer.url` is not set but `fer.source` is url; set it to the "
@@ -100,6 +106,8 @@ def fetch_fer(cfg: FerConfig, out_csv: str | Path, meta_path: str | Path, seed: 
             raise PipelineError(f"params.yaml: `fer.source` is {cfg.source!r}; expected file, url, kaggle or synthetic")
         with atomic_path(out_csv) as tmp_csv:
             found = write_canonical_csv(src, tmp_csv, cfg.md5)
+            if cfg.source == "file":
+                check_unchanged(src, before, "fer.path")
             meta = {"source": cfg.source, "origin": origin, "synthetic": False, **found}
             write_json(meta_path, meta)
     return meta
@@ -154,15 +162,25 @@ def _expected_md5(spec: str | None, layout: str) -> str | None:
 # ----------------------------------------------------------------------------- sources
 
 def _local_file(cfg: FerConfig) -> Path:
+    """The FER-2013 file ``fer.path`` names: the file itself, or the one data file in a folder
+    (the default folder ships with only a README, so that DVC, which depends on it, finds it)."""
     if not cfg.path:
         raise PipelineError("params.yaml: `fer.path` is not set but `fer.source` is file; set it to a "
-                            "fer2013.csv, icml_face_data.csv or Kaggle's fer2013.tar.gz")
+                            "fer2013.csv, icml_face_data.csv or Kaggle's fer2013.tar.gz, or a folder holding one")
     path = Path(cfg.path)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.name not in PLACEHOLDER_FILES)
+        if len(found) > 1:
+            raise PipelineError(f"`fer.path`: folder {path} holds several files ({', '.join(p.name for p in found)}); "
+                                f"keep one FER-2013 file there or point `fer.path` at the file")
+        if found:
+            return found[0]
     if not path.is_file():
+        missing = f"no FER-2013 file in folder {path}" if path.is_dir() else f"{path} not found"
         raise PipelineError(
-            f"`fer.path`: {path} not found; download fer2013.tar.gz from "
-            f"https://www.kaggle.com/c/{cfg.kaggle_competition}/data to that path, or set `fer.source` "
-            f"to url, kaggle or synthetic")
+            f"`fer.path`: {missing}; download fer2013.tar.gz from https://www.kaggle.com/c/{cfg.kaggle_competition}"
+            f"/data {'into it' if path.is_dir() else 'to that path'}, or set `fer.source` to url, kaggle or synthetic")
     return path
 
 

@@ -122,15 +122,28 @@ def score(sets: list[EvalSet], predict: Callable[[str, np.ndarray], np.ndarray],
     return scored
 
 
-def metrics_of(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: dict) -> dict:
-    """The metrics file: one flat block per scored set plus run facts (``info``)."""
+# The figures of a scored set that go under DVC's `metrics:` (what experiments are compared by);
+# the per-class table and the run facts go to the report file beside the figures.
+HEADLINE = ("n", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy", "macro_f1",
+            "cost_accuracy")
+SCORES_FILE = "scores.json"
+
+
+def scores_of(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: dict) -> dict:
+    """Every number of the run (``reports/eval/scores.json``): run facts (``info``), and per
+    scored set its headline figures, its per-class table and whether its numbers are synthetic."""
     cost = cost_matrix(cfg.cost)
-    out: dict = {"synthetic": any(s.set.synthetic for s in scored), **info}
+    sets = {}
     for s in scored:
         block = classification_metrics(s.set.labels, s.proba, cost=cost, bootstrap=cfg.bootstrap, seed=seed)
-        block["synthetic"] = s.set.synthetic
-        out[s.set.key] = block
-    return out
+        sets[s.set.key] = {**block, "synthetic": s.set.synthetic}
+    return {**info, "synthetic": any(s.set.synthetic for s in scored), "sets": sets}
+
+
+def metrics_of(scores: dict) -> dict:
+    """The metrics file: the synthetic flag and one flat block of headline figures per set."""
+    return {"synthetic": scores["synthetic"],
+            **{key: {k: block[k] for k in HEADLINE} for key, block in scores["sets"].items()}}
 
 
 def _title(s: Scored, info: dict) -> str:
@@ -160,12 +173,13 @@ def summary_markdown(metrics: dict, scored: list[Scored], info: dict) -> str:
 def write_outputs(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: dict, *,
                   metrics_path: str | os.PathLike, plots_dir: str | os.PathLike,
                   reports_dir: str | os.PathLike) -> dict:
-    """Write metrics JSON, DVC confusion rows, predictions CSVs, figures and a summary.
+    """Write metrics JSON, DVC confusion rows, predictions CSVs, figures, scores and a summary.
 
     The two folders are built aside and swapped in at the end, so a failure leaves the
     previous outputs intact and a rerun leaves no file of a set no longer scored.
     """
-    metrics = metrics_of(scored, cfg, seed, info)
+    scores = scores_of(scored, cfg, seed, info)
+    metrics = metrics_of(scores)
     with _staged_dir(plots_dir) as plots, _staged_dir(reports_dir) as reports:
         for s in scored:
             write_json(plots / f"{s.set.key}.json", dvc_rows(s.set.labels, s.predicted))
@@ -177,6 +191,7 @@ def write_outputs(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: di
             confusion_figure(confusion_matrix(s.set.labels, s.predicted),
                              f"{_title(s, info)}\naccuracy {100 * metrics[s.set.key]['accuracy']:.1f}%",
                              reports / f"confusion_{s.set.key}.png")
+        write_json(reports / SCORES_FILE, scores)
         write_text(reports / "summary.md", summary_markdown(metrics, scored, info))
         write_json(metrics_path, metrics)
     return metrics

@@ -9,10 +9,13 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io import write_json
 from ..labels import EMOTIONS, UNLABELED
 from .contact_sheet import aligned_sheet, failures_sheet
 from .pipeline import ALIGNED, FALLBACK, Result, attempt_rates, summarize
 
+HEADLINE = ("detection_rate", "alignment_rate")   # what goes under DVC's `metrics:`
+REPORT_FILE = "alignment.json"                    # every count, in the reports folder
 LOG_COLUMNS = ("path", "split", "label", "detector", "box_x", "box_y", "box_w", "box_h", "fit",
                "right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y", "angle_deg", "outcome", "reason")
 
@@ -47,19 +50,29 @@ def log_rows(results: Sequence[Result]) -> list[list[str]]:
 
 
 def metrics(results: Sequence[Result], synthetic: bool, landmarks: str, empty: Sequence[str]) -> dict:
+    """Every count and rate of the run, for the report file (``alignment.json`` in the reports)."""
     return {"synthetic": synthetic, "landmarks": landmarks, "images": len(results),
             "empty_folders": list(empty), **summarize(results),
             "aligned_by": attempt_rates(results)}
 
 
-def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool) -> None:
-    """Both sheets, written beside ``folder`` and swapped in whole, so it is never half-written."""
+def headline(summary: dict) -> dict:
+    """What goes under DVC's `metrics:`: the detection and alignment rates per split. The counts
+    stay in the report, so `dvc exp show` lists a few figures per run, not a table."""
+    return {key: summary[key] for key in HEADLINE}
+
+
+
+def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool, summary: dict) -> None:
+    """Both sheets and the ``summary`` of :func:`metrics`, written beside ``folder`` and swapped
+    in whole, so it is never half-written."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         aligned_sheet(results, tmp / "aligned.png", synthetic)
         failures_sheet(results, tmp / "failures.png", synthetic)
+        write_json(tmp / REPORT_FILE, summary)
         os.chmod(tmp, 0o755)
         if folder.exists():
             shutil.rmtree(folder)

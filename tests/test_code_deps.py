@@ -1,0 +1,114 @@
+"""Each stage's code deps in dvc.yaml are exactly the in-repo files its script imports.
+
+`tools/code_deps.py` derives them from the import graph (`make deps` rewrites dvc.yaml); these
+tests fail, naming the stage and the path, when dvc.yaml and the imports disagree, and check
+the graph itself on a small made-up repository.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.dvc_project import ROOT
+from tools.code_deps import DepsError, ImportGraph, compare, derived_deps, write
+
+
+def test_dvc_yaml_code_deps_are_the_import_closure_of_each_script():
+    problems = compare(ROOT / "dvc.yaml")
+    assert problems == [], "dvc.yaml's code deps differ from the imports (run `make deps`):\n" + "\n".join(problems)
+
+
+def test_editing_any_library_file_flags_exactly_the_stages_that_import_it():
+    """What DVC itself makes of dvc.yaml (its own path resolution, directories included): for
+    every Python file of the project, the stages whose deps cover it are the stages whose
+    script imports it, so an edit leaves no importer "up to date" and reruns no other stage."""
+    from dvc.repo import Repo
+
+    importers: dict[str, set[str]] = {}
+    for stage, files in derived_deps(ROOT / "dvc.yaml").items():
+        for f in files:
+            importers.setdefault(f, set()).add(stage)
+    with Repo(str(ROOT)) as repo:
+        deps = {s.name: [Path(d.fs_path) for d in s.deps] for s in repo.index.stages}
+    assert set(deps) == {s for names in importers.values() for s in names}
+    wrong = []
+    for path in sorted(p for d in ("staged_fer", "stages") for p in (ROOT / d).rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        covering = {name for name, paths in deps.items() if any(path == d or d in path.parents for d in paths)}
+        if covering != importers.get(rel, set()):
+            wrong.append(f"{rel}: flags {sorted(covering)}, imported by {sorted(importers.get(rel, set()))}")
+    assert wrong == []
+
+
+def make_repo(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text))
+    return root
+
+
+TOY = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "from . import b\nimport json\n",
+    "pkg/b.py": "def f():\n    from .sub.deep import x  # function-level: runs when f is called\n",
+    "pkg/sub/__init__.py": "from .. import c\n",
+    "pkg/sub/deep.py": "x = 1\n",
+    "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import unused\nelse:\n    import pkg.d\n",
+    "pkg/d.py": "",
+    "pkg/unused.py": "",
+    "pkg/lonely.py": "",
+    "stages/run.py": "import sys\nfrom pkg import a\n",
+}
+
+
+def test_closure_follows_function_level_relative_and_package_imports(tmp_path):
+    graph = ImportGraph(make_repo(tmp_path, TOY))
+    assert graph.closure("stages/run.py") == {
+        "stages/run.py", "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/sub/__init__.py",
+        "pkg/sub/deep.py", "pkg/c.py", "pkg/d.py"}   # not unused.py (TYPE_CHECKING) nor lonely.py
+
+
+def test_a_dynamic_import_is_refused_with_its_line(tmp_path):
+    graph = ImportGraph(make_repo(tmp_path, {**TOY, "pkg/d.py": "import importlib\n\nimportlib.import_module('pkg.lonely')\n"}))
+    with pytest.raises(DepsError, match=r"pkg/d.py:3: importlib.import_module\(\)"):
+        graph.closure("stages/run.py")
+
+
+DVC_YAML = """\
+stages:
+  run:
+    cmd: python stages/run.py --out out.txt
+    deps:
+      - data.csv                # the input
+      - stages/run.py
+      - pkg/lonely.py
+    outs:
+      - out.txt
+"""
+
+
+def test_compare_names_each_missing_and_superfluous_path_and_write_fixes_it(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML})
+    problems = compare(root / "dvc.yaml")
+    assert "run: superfluous code dep pkg/lonely.py (its script does not import it)" in problems
+    assert "run: missing code dep pkg/sub/deep.py (its script imports it)" in problems
+    assert len(problems) == 8
+    assert write(root / "dvc.yaml") is True
+    assert compare(root / "dvc.yaml") == []
+    text = (root / "dvc.yaml").read_text()
+    assert "      - data.csv                # the input\n      - stages/run.py\n      - pkg/__init__.py\n" in text
+    assert write(root / "dvc.yaml") is False   # derived already: the file is left as it is
+    # A package whose every module is imported is listed as its folder (pkg/sub); pkg is not,
+    # since unused.py and lonely.py are not imported.
+    assert "      - pkg/d.py\n      - pkg/sub\n" in text and "pkg/sub/" not in text
+
+
+def test_a_package_folder_with_other_files_is_listed_file_by_file(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML, "pkg/sub/table.csv": "a,b\n"})
+    write(root / "dvc.yaml")
+    text = (root / "dvc.yaml").read_text()
+    # DVC would hash table.csv too if the folder were the dep: editing it would rerun the stage.
+    assert "      - pkg/sub/__init__.py\n      - pkg/sub/deep.py\n" in text
+    assert compare(root / "dvc.yaml") == []

@@ -1,0 +1,99 @@
+"""The raw data as DVC dependencies, through the real `dvc` CLI: the FER-2013 file and the SFEW
+tree a run used are pinned in dvc.lock, and a change reruns exactly what it affects.
+
+The project reads a small FER CSV and SFEW tree from its default raw-data folders
+(data/external/fer2013, data/external/SFEW_2.0), as a user's checkout would. Slow (a whole
+run of the pipeline and a second one from alignment on); `tests/test_code_deps.py` and
+`tests/test_raw_snapshot.py` cover the same ground in the default suite without running it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+import yaml
+
+from tests.dvc_project import TINY_PARAMS, DvcProject
+
+ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
+              "train_stage1", "train_stage2", "evaluate"]
+pytestmark = pytest.mark.slow
+
+FER_DIR = "data/external/fer2013"
+SFEW_DIR = "data/external/SFEW_2.0"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from staged_fer.synthetic.fer import write_fer_csv
+    from staged_fer.synthetic.sfew import write_sfew_tree
+
+    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "emotiw.source": "dir"}
+    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), params)
+    fer = TINY_PARAMS["fer.synthetic"]
+    write_fer_csv(project.path / FER_DIR / "fer2013.csv",
+                  {"Training": fer["train"], "PublicTest": fer["public_test"], "PrivateTest": fer["private_test"]}, 0)
+    sfew = TINY_PARAMS["emotiw.synthetic"]
+    tree = tmp_path_factory.mktemp("sfew") / "SFEW_2.0"
+    write_sfew_tree(tree, sfew["train_per_class"], sfew["val_per_class"], sfew["test"], 0)
+    for split in tree.iterdir():   # beside the folder's README
+        shutil.move(str(split), project.path / SFEW_DIR / split.name)
+    return project
+
+
+def lock_deps(project, stage: str) -> dict[str, dict]:
+    lock = yaml.safe_load((project.path / "dvc.lock").read_text())
+    return {d["path"]: d for d in lock["stages"][stage]["deps"]}
+
+
+def changed_stages(project) -> set[str]:
+    return set(json.loads(project.dvc("status", "--json").stdout))
+
+
+def test_the_lock_pins_the_raw_fer_file_and_sfew_tree(project):
+    assert sorted(project.repro()) == sorted(ALL_STAGES)
+    fer = lock_deps(project, "download_fer")[FER_DIR]
+    sfew = lock_deps(project, "align_emotiw")[SFEW_DIR]
+    photos = sum(1 for p in (project.path / SFEW_DIR).rglob("*.png"))
+    assert fer["md5"].endswith(".dir") and fer["nfiles"] == 2          # the CSV and the README
+    assert sfew["md5"].endswith(".dir") and sfew["nfiles"] == photos + 1
+    assert project.repro() == [] and changed_stages(project) == set()
+
+
+def test_replacing_one_photo_reruns_alignment_and_what_follows(project):
+    before = lock_deps(project, "train_stage1")["data/processed/stage1.npz"]["md5"]
+    val = sorted((project.path / SFEW_DIR / "Val").rglob("*.png"))
+    # A Val photo is always kept (aligned, or a fallback crop), so the aligned faces change.
+    val[0].write_bytes(val[-1].read_bytes())
+    assert changed_stages(project) == {"align_emotiw"}
+    # build_splits rewrites stage1.npz with the same bytes (FER28 holds no EmotiW face), so
+    # DVC keeps the stage-1 model; stage 2 trains on EmotiW and reruns, and so does evaluate.
+    assert project.repro() == ["align_emotiw", "build_splits", "train_stage2", "evaluate"]
+    assert lock_deps(project, "train_stage1")["data/processed/stage1.npz"]["md5"] == before
+
+
+def test_adding_a_fer_row_reruns_from_download_fer(project):
+    csv = project.path / FER_DIR / "fer2013.csv"
+    last = csv.read_bytes().splitlines(keepends=True)[-1]
+    csv.write_bytes(csv.read_bytes() + last)
+    assert changed_stages(project) == {"download_fer"}
+    assert project.repro("--single-item", "download_fer") == ["download_fer"]
+    meta = json.loads((project.path / "data/raw/fer2013.meta.json").read_text())
+    assert meta["rows"] == sum(TINY_PARAMS["fer.synthetic"].values()) + 1
+    assert meta["md5"] == hashlib.md5(csv.read_bytes()).hexdigest()
+    assert changed_stages(project) == {"decode_fer"}   # its input CSV changed: the chain goes on
+
+
+def test_a_missing_raw_file_stops_with_one_line_naming_the_key(project):
+    csv = project.path / FER_DIR / "fer2013.csv"
+    aside = csv.with_name("fer2013.aside")
+    csv.rename(project.path / "fer2013.aside")
+    try:
+        result = project.dvc("repro", "--single-item", "download_fer", check=False)
+    finally:
+        (project.path / "fer2013.aside").rename(csv)
+    assert result.returncode != 0 and not aside.exists()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: `fer.path`: no FER-2013 file in folder {FER_DIR}")
