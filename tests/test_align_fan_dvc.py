@@ -21,7 +21,7 @@ def test_align_emotiw_with_fan_through_dvc(tmp_path, fan_weights):
     (tmp_path / "repo").mkdir()
     project = DvcProject.copy_of_repo(tmp_path / "repo", params)   # its env carries TORCH_HOME
     assert project.repro("align_emotiw") == ["align_emotiw"]
-    metrics = json.loads((project.path / "metrics" / "align.json").read_text())
+    metrics = json.loads((project.path / "reports" / "emotiw" / "alignment.json").read_text())
     assert metrics["landmarks"] == "fan" and metrics["synthetic"] is False
     assert metrics["detection_rate"]["all"] == 1.0
     # Random weights give random points: a fit passes min_fit 0, then the geometry check may
