@@ -8,7 +8,7 @@ import numpy as np
 from ..config import section
 from ..devices import resolve_device
 from ..errors import PipelineError
-from ..models.config import ModelsConfig
+from ..models import ModelsConfig, entry
 from ..training.config import InputConfig
 from ..training.inference import load_checkpoint, predict_proba
 from .metrics import EvaluateConfig
@@ -21,7 +21,7 @@ class Predictor:
     def __init__(self, params: Mapping, params_path: str, checkpoints: Mapping[str, str], cfg: EvaluateConfig):
         self.models_cfg = section(params, "models", ModelsConfig)
         self.input_cfg = section(params, "input", InputConfig)
-        self.model_name = params.get("model")
+        self.model_name = entry(params.get("model")).name
         self.batch_size = cfg.batch_size
         self.device = resolve_device(cfg.device, "evaluate.device")
         self.models = {}

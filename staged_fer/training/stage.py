@@ -47,15 +47,13 @@ class StageParams:
 
 
 def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
-    from ..models import MODEL_NAMES, ModelsConfig
+    from ..models import ModelsConfig, entry
 
     params = load_params(path)
     for key in SHARED_SECTIONS + (stage,):
         if key not in params:
             raise PipelineError(f"{path}: missing key `{key}`")
-    seed, model = read_seed(params), params["model"]
-    if model not in MODEL_NAMES:
-        raise PipelineError(f"{path}: `model` is {model!r}; expected one of: {', '.join(MODEL_NAMES)}")
+    seed, model = read_seed(params), entry(params["model"]).name
     return StageParams(
         raw={k: params[k] for k in SHARED_SECTIONS + (stage,)}, seed=seed, model=model,
         models=section(params, "models", ModelsConfig), input=section(params, "input", InputConfig),
