@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from ..errors import PipelineError
 from .entry import ModelEntry
 
-from . import alexnet, vgg_m  # the registered models, one module each
+from . import alexnet, resnet18, vgg_m  # the registered models, one module each
 
 
 def _registered(namespace: Mapping[str, Any]) -> tuple[ModelEntry, ...]:
