@@ -1,4 +1,9 @@
-"""Stage decode_fer: decode the FER-2013 CSV into the npz contract, with counts and figures."""
+"""Stage decode_fer: decode the FER-2013 CSV into the npz contract, with counts and figures.
+
+Reads params `decode` and, of `fer`, `labels` and `ferplus_path`: with `fer.labels: ferplus`
+the labels are FER+'s majority votes (staged_fer/data/ferplus.py) and dropped faces are kept
+as unlabeled rows, counted in the metrics.
+"""
 import sys
 from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
@@ -7,10 +12,11 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import numpy as np
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import load_params, section, section_part
 from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
 from staged_fer.data.fer_source import read_meta
+from staged_fer.data.ferplus import FerLabelsConfig, relabel
 from staged_fer.io import save_npz, write_json
 
 
@@ -23,16 +29,23 @@ def main(argv=None) -> None:
     p.add_argument("--reports", required=True, type=Path, help="folder for the figures")
     p.add_argument("--metrics", required=True, type=Path, help="metrics JSON to write")
     args = p.parse_args(argv)
-    cfg = section(load_params(args.params), "decode", DecodeConfig)
+    params = load_params(args.params)
+    cfg = section(params, "decode", DecodeConfig)
+    labels_cfg = section_part(params, "fer", FerLabelsConfig)
     meta = read_meta(args.meta)
     arrays, report = decode_fer_csv(args.csv, cfg.on_bad_row)
+    ferplus = None
+    if labels_cfg.labels == "ferplus":
+        arrays, ferplus = relabel(arrays, report["row_index"], labels_cfg.ferplus_path, str(args.csv),
+                                  report["data_rows"])
     synthetic = bool(meta["synthetic"])
     source = "synthetic" if synthetic else str(meta["source"])
     save_npz(args.out, **arrays, source=np.array(source))
     write_reports(arrays, args.reports, synthetic)
     write_json(args.metrics, {**counts(arrays), "rows": report["rows"], "lines": report["lines"],
                               "blank_lines": report["blank_lines"], "skipped": report["skipped"],
-                              "synthetic": synthetic, "source": source})
+                              "synthetic": synthetic, "source": source, "labels": labels_cfg.labels,
+                              **({"ferplus": ferplus} if ferplus else {})})
     skipped = report["skipped"]["count"]
     print(f"decode_fer: {report['rows']} faces from {args.csv}" + (f", {skipped} bad lines skipped" if skipped else "")
           + f" -> {args.out}")

@@ -50,7 +50,8 @@ class Split:
 
 
 def fer_bank(fer: dict, usages: tuple[str, ...]) -> Bank:
-    mask = np.isin(fer["usage"], usages)
+    # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
+    mask = np.isin(fer["usage"], usages) & (fer["labels"] >= 0)
     return Bank(f"FER {'+'.join(usages)}", fer["images"][mask], fer["labels"][mask].astype(np.int64))
 
 

@@ -83,12 +83,10 @@ def evaluation_sets(fer: dict, emotiw: dict, fer_path: str | os.PathLike,
     _check_arrays(emotiw, EMOTIW_KEYS, emotiw_path)
     sets = []
     for key, usage in (("fer_public_test", "PublicTest"), ("fer_private_test", "PrivateTest")):
-        rows = np.flatnonzero(fer["usage"] == usage)
+        # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
+        rows = np.flatnonzero((fer["usage"] == usage) & (fer["labels"] >= 0))
         if rows.size == 0:
-            raise PipelineError(f"{fer_path}: no {usage} rows to score")
-        unlabeled = rows[fer["labels"][rows] < 0]
-        if unlabeled.size:
-            raise PipelineError(f"{fer_path}: {usage} row {unlabeled[0]} has no label")
+            raise PipelineError(f"{fer_path}: no labelled {usage} rows to score")
         sets.append(EvalSet(key, f"FER {usage}", "final", fer["images"][rows],
                             fer["labels"][rows].astype(np.int64), rows.astype(str), _synthetic(fer)))
     val = np.flatnonzero((emotiw["split"] == "Val") & (emotiw["labels"] >= 0))
