@@ -138,6 +138,26 @@ def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]
     return Split(name, banks["train"], banks["val"], any(_is_synthetic(data[s]) for s in used))
 
 
+def hold_out(split: Split, share: float, seed: int) -> Split:
+    """Move a seeded, stratified ``share`` of each training bank (per class, rounded, at least
+    one face of any class with two or more) into the validation role, in place of ``split.val``;
+    the scheme's own validation set then plays no part in training or selection."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for bank in split.train:
+        chosen = np.zeros(len(bank), bool)
+        for label in np.unique(bank.labels):
+            rows = np.flatnonzero(bank.labels == label)
+            k = min(len(rows) - 1, max(1, round(share * len(rows)))) if len(rows) > 1 else 0
+            chosen[rng.permutation(rows)[:k]] = True
+        if not chosen.any():
+            raise PipelineError(f"data scheme {split.scheme!r}: {bank.name} is too small to hold out "
+                                f"a selection share of {share}")
+        train.append(Bank(bank.name, bank.images[~chosen], bank.labels[~chosen]))
+        held.append(Bank(f"{bank.name} (held out for selection)", bank.images[chosen], bank.labels[chosen]))
+    return Split(split.scheme, tuple(train), tuple(held), split.synthetic)
+
+
 def save_split(path: str | Path, split: Split) -> None:
     arrays: dict[str, np.ndarray] = {
         "scheme": np.array(split.scheme),

@@ -43,4 +43,5 @@ class Predictor:
     def info(self) -> dict:
         """Run facts for the metrics file: which model and schemes were scored."""
         return {"model": self.model_name,
-                "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}"}
+                "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}",
+                "selected_on": {role: ckpt.get("selected_on") for role, (_, _, ckpt) in self.models.items()}}
