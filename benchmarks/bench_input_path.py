@@ -64,7 +64,7 @@ def bench_training_loop(images, labels, device, size: int, rounds: int, batch: i
     cfg = models_cfg(size)
     spec = input_spec("alexnet", cfg)
     split = Split("fer28", (Bank("train", images, labels),), (Bank("val", images[:batch], labels[:batch]),), False)
-    stage = StageConfig("fer28", 1, batch, 0.001, 10, 0.9, 0.0005, "last", False)
+    stage = StageConfig("fer28", 1, batch, 0.001, 10, 0.9, 0.0005, "last", False, "val", 0.1)
     train = TrainConfig(1, device.type, False, True)
     torch.manual_seed(0)
     trainer = Trainer(build_model("alexnet", cfg, pretrained=False), spec, split, stage,

@@ -55,6 +55,17 @@ def section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
     return parse(cls, params[name], name)
 
 
+def section_part(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
+    """The keys of section ``name`` that dataclass ``cls`` names, for a stage that reads only
+    those (its dvc.yaml params list them one by one); another stage checks the whole section."""
+    if name not in params:
+        raise PipelineError(f"params.yaml: missing section `{name}`")
+    raw = params[name]
+    if not isinstance(raw, Mapping):
+        raise PipelineError(f"params.yaml: `{name}` must be a mapping, got {type(raw).__name__}")
+    return parse(cls, {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name in raw}, name)
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -76,6 +87,16 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise PipelineError(
                 f"params.yaml: `{where}` is {value!r}; expected one of: {', '.join(map(repr, args))}")
         return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise PipelineError(f"params.yaml: `{where}` must be a mapping, got {value!r}")
+        key_hint, value_hint = args
+        out = {}
+        for k, v in value.items():
+            # YAML reads folder names such as RAF-DB's 1..7 as integers.
+            key = str(k) if key_hint is str and isinstance(k, int) and not isinstance(k, bool) else k
+            out[_convert(key_hint, key, f"{where}.{k}")] = _convert(value_hint, v, f"{where}.{k}")
+        return out
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise PipelineError(f"params.yaml: `{where}` must be a list, got {value!r}")

@@ -45,7 +45,10 @@ def _progress():
 
 
 def _align(root, emotiw, align, fan):
-    scan = scan_sfew(root, "emotiw.root" if emotiw.source == "dir" else "synthetic SFEW tree")
+    if emotiw.source == "dir":
+        scan = scan_sfew(root, "emotiw.root", emotiw.splits, emotiw.label_of())
+    else:
+        scan = scan_sfew(root, "synthetic SFEW tree")
     warn_empty(scan)
     print(f"aligning {len(scan.tasks)} images from {root if emotiw.source == 'dir' else 'a synthetic SFEW tree'} "
           f"with {align.landmarks} landmarks, {worker_count(align.workers)} worker(s)", flush=True)
@@ -66,7 +69,8 @@ def main(argv=None) -> None:
     align = section(params, "align", AlignConfig)
     if emotiw.source == "dir" and not Path(emotiw.root).is_dir():
         raise PipelineError(f"emotiw.root: folder {emotiw.root} not found; extract SFEW 2.0 there "
-                            "(Train/<Emotion>/*, Val/<Emotion>/*, optional Test/*) or set emotiw.source: synthetic")
+                            "(Train/<Emotion>/*, Val/<Emotion>/*, optional Test/*), or another class-folder "
+                            "tree with emotiw.splits and emotiw.labels, or set emotiw.source: synthetic")
     fan = _landmarker(align)
 
     if emotiw.source == "dir":
@@ -85,7 +89,7 @@ def main(argv=None) -> None:
     synthetic = emotiw.source == "synthetic"
 
     arrays = face_arrays(results, align.size, "synthetic" if synthetic else "dir")
-    summary = metrics(results, synthetic, align.landmarks, scan.empty)
+    summary = {**metrics(results, synthetic, align.landmarks, scan.empty), "skipped_classes": scan.skipped}
     save_npz(args.out, **arrays)
     write_csv(args.log, LOG_COLUMNS, log_rows(results))
     write_reports(args.reports, results, synthetic, summary)

@@ -1,7 +1,8 @@
 """Stage build_splits: assemble the train/validation sets of both training stages.
 
-Reads params `stage1.data` and `stage2.data` (the paper's data schemes, see
-staged_fer/data/splits.py) and writes one split file per training stage. Both files are
+Reads params `schemes` (each data scheme composed from the registered sources' parts, see
+staged_fer/data/splits.py), `stage1.data` and `stage2.data` (the scheme of each training stage)
+and writes one split file per training stage. Both files are
 rewritten on every run, with identical bytes when their scheme is unchanged, so changing
 `stage2.data` never retrains stage 1.
 """
@@ -12,8 +13,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import choice, load_params
-from staged_fer.data.splits import STAGE1_SCHEMES, STAGE2_SCHEMES, build_split, save_split
+from staged_fer.config import load_params
+from staged_fer.data.splits import build_split, read_schemes, save_split, scheme_choice
 from staged_fer.errors import PipelineError
 from staged_fer.io import load_npz
 
@@ -27,15 +28,15 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     params = load_params(args.params)
-    schemes = {"stage1": choice(params, "stage1.data", STAGE1_SCHEMES),
-               "stage2": choice(params, "stage2.data", STAGE2_SCHEMES)}
+    defined = read_schemes(params)
+    schemes = {stage: scheme_choice(params, f"{stage}.data", defined) for stage in ("stage1", "stage2")}
     for path in (args.fer, args.emotiw):
         if not Path(path).is_file():
             raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
-    fer, emotiw = load_npz(args.fer), load_npz(args.emotiw)
+    data = {"fer": load_npz(args.fer), "emotiw": load_npz(args.emotiw)}   # by source name
 
     for stage in ("stage1", "stage2"):
-        split = build_split(schemes[stage], fer, emotiw)
+        split = build_split(schemes[stage], defined.get(schemes[stage]), data)
         save_split(getattr(args, stage), split)
         sizes = ", ".join(f"{b.name}: {len(b)}" for b in split.train + split.val) or "empty"
         print(f"{stage}: {split.scheme} ({sizes})")

@@ -1,7 +1,10 @@
 """Stage decode_fer: decode the FER-2013 CSV into the npz contract, with counts and figures.
 
-The counts (rows per Usage and class, skipped lines) go to counts.json beside the figures, a
-report rather than DVC metrics: they describe the data, not a result to compare runs by.
+Reads params `decode` and, of `fer`, `labels` and `ferplus_path`: with `fer.labels: ferplus`
+the labels are FER+'s majority votes (staged_fer/data/ferplus.py) and dropped faces are kept
+as unlabeled rows, counted in the report. The counts (rows per Usage and class, skipped lines,
+FER+ drops) go to counts.json beside the figures, a report rather than DVC metrics: they
+describe the data, not a result to compare runs by.
 """
 import sys
 from pathlib import Path
@@ -11,10 +14,11 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import numpy as np
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section
+from staged_fer.config import load_params, section, section_part
 from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
 from staged_fer.data.fer_source import read_meta
+from staged_fer.data.ferplus import FerLabelsConfig, relabel
 from staged_fer.io import save_npz, write_json
 
 COUNTS_FILE = "counts.json"
@@ -28,16 +32,23 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, type=Path, help="npz to write")
     p.add_argument("--reports", required=True, type=Path, help="folder for the figures and counts.json")
     args = p.parse_args(argv)
-    cfg = section(load_params(args.params), "decode", DecodeConfig)
+    params = load_params(args.params)
+    cfg = section(params, "decode", DecodeConfig)
+    labels_cfg = section_part(params, "fer", FerLabelsConfig)
     meta = read_meta(args.meta)
     arrays, report = decode_fer_csv(args.csv, cfg.on_bad_row)
+    ferplus = None
+    if labels_cfg.labels == "ferplus":
+        arrays, ferplus = relabel(arrays, report["row_index"], labels_cfg.ferplus_path, str(args.csv),
+                                  report["data_rows"])
     synthetic = bool(meta["synthetic"])
     source = "synthetic" if synthetic else str(meta["source"])
     save_npz(args.out, **arrays, source=np.array(source))
     write_reports(arrays, args.reports, synthetic)
     write_json(args.reports / COUNTS_FILE, {**counts(arrays), "rows": report["rows"], "lines": report["lines"],
                               "blank_lines": report["blank_lines"], "skipped": report["skipped"],
-                              "synthetic": synthetic, "source": source})
+                              "synthetic": synthetic, "source": source, "labels": labels_cfg.labels,
+                              **({"ferplus": ferplus} if ferplus else {})})
     skipped = report["skipped"]["count"]
     print(f"decode_fer: {report['rows']} faces from {args.csv}" + (f", {skipped} bad lines skipped" if skipped else "")
           + f" -> {args.out}")

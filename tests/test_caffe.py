@@ -21,11 +21,11 @@ import pytest
 import torch
 from torch import nn
 
+from staged_fer.config import load_params, parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.models.caffe import (VGG_M_LAYERS, _varint, fetch_caffemodel, load_vgg_m_caffe,
                                      parse_caffemodel, read_caffemodel)
-from staged_fer.models.config import AlexNetConfig, VggMConfig
 from staged_fer.models.vgg_m import VggM
 
 
@@ -347,8 +347,9 @@ def test_build_model_downloads_and_converts(full_size, torch_home, server):
     root, base = server
     (root / path.name).symlink_to(path)
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    cfg = ModelsConfig(alexnet=AlexNetConfig("none", 227),
-                       vgg_m=VggMConfig("imagenet", 224, f"{base}/{path.name}", md5))
+    raw = load_params("params.yaml")["models"]
+    raw["vgg_m"].update(weights="imagenet", input_size=224, caffemodel_url=f"{base}/{path.name}", caffemodel_md5=md5)
+    cfg = parse(ModelsConfig, raw, "models")
     model = build_model("vgg_m", cfg)
     assert (torch_home / path.name).is_file()
     np.testing.assert_array_equal(model.classifier.fc7.weight.detach().numpy(), blobs["fc7"][0])

@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from staged_fer.config import choice, parse
-from staged_fer.data.splits import build_split, load_split, save_split
+from staged_fer.data.splits import build_split, load_split, read_schemes, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import atomic_path, load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,14 @@ def _fake_sources():
 
 @pytest.mark.parametrize("scheme, train_sizes, val_sizes, synthetic", [
     ("fer28", [6], [3], False),
-    ("fer32", [9], [2], False),
-    ("fer32_emotiw", [9, 2], [3], True),   # the fallback Train face is never trained on
+    ("fer32", [6, 3], [2], False),
+    ("fer32_emotiw", [6, 3, 2], [3], True),   # the fallback Train face is never trained on
     ("emotiw", [2], [3], True),            # fallback Val faces are scored; Test is unlabelled
     ("none", [], [], False),
 ])
 def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp_path):
     fer, emotiw = _fake_sources()
-    split = build_split(scheme, fer, emotiw)
+    split = build_split(scheme, read_schemes(PARAMS).get(scheme), {"fer": fer, "emotiw": emotiw})
     assert [len(b) for b in split.train] == train_sizes
     assert [len(b) for b in split.val] == val_sizes
     assert split.synthetic is synthetic
@@ -124,7 +125,7 @@ def _run_build_splits(tmp_path, params):
     fer, emotiw = _fake_sources()
     save_npz(tmp_path / "fer.npz", **fer)
     save_npz(tmp_path / "emotiw.npz", **emotiw)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"schemes": PARAMS["schemes"], **params}, sort_keys=False))
     cmd = [sys.executable, str(ROOT / "stages" / "build_splits.py"), "--params", str(tmp_path / "params.yaml"),
            "--fer", str(tmp_path / "fer.npz"), "--emotiw", str(tmp_path / "emotiw.npz"),
            "--stage1", str(tmp_path / "out" / "s1.npz"), "--stage2", str(tmp_path / "out" / "s2.npz")]
@@ -142,5 +143,22 @@ def test_build_splits_stage_rejects_an_unknown_scheme_cleanly(tmp_path):
     result = _run_build_splits(tmp_path, {"stage1": {"data": "fer99"}, "stage2": {"data": "emotiw"}})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: `stage1.data` is 'fer99'; expected one of: fer28, fer32, fer32_emotiw, none"]
+        "error: params.yaml: `stage1.data` is 'fer99'; expected one of: fer28, fer32, fer32_emotiw, emotiw, none"]
     assert not (tmp_path / "out").exists()
+
+
+def test_schemes_compose_registered_parts_only(tmp_path):
+    """A scheme from params alone (stage 1 on the target set's Train, say); an unregistered
+    part or a part without faces is named."""
+    fer, emotiw = _fake_sources()
+    result = _run_build_splits(tmp_path, {"schemes": {"target_only": {"train": ["emotiw.Train"], "val": ["fer.PrivateTest"]}},
+                                          "stage1": {"data": "target_only"}, "stage2": {"data": "none"}})
+    assert result.returncode == 0, result.stderr
+    split = load_split(tmp_path / "out" / "s1.npz")
+    assert [b.name for b in split.train + split.val] == ["EmotiW Train", "FER PrivateTest"]
+    with pytest.raises(PipelineError, match=r"`schemes.x`: train part 'emotiw.Test' is not registered; expected one of: "
+                                            r"fer.Training, fer.PublicTest, fer.PrivateTest, emotiw.Train, emotiw.Val"):
+        read_schemes({"schemes": {"x": {"train": ["emotiw.Test"], "val": ["emotiw.Val"]}}})
+    fer["labels"][fer["usage"] == "PrivateTest"] = -1
+    with pytest.raises(PipelineError, match=r"data scheme 'fer32': FER PrivateTest \(fer.PrivateTest\) has no labelled faces"):
+        build_split("fer32", read_schemes(PARAMS)["fer32"], {"fer": fer, "emotiw": emotiw})

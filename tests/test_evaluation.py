@@ -271,3 +271,19 @@ def test_model_output_of_wrong_shape_is_an_error():
     fer, emotiw = make_data()
     with pytest.raises(PipelineError, match=r"FER PublicTest: model returned probabilities of shape \(10, 6\), expected \(10, 7\)"):
         score(evaluation_sets(fer, emotiw, "f", "e"), lambda role, x: np.ones((len(x), 6)), lambda r: False)
+
+
+def test_sets_that_chose_the_epoch_are_marked_optimistic(tmp_path):
+    fer, emotiw = make_data()
+    scored = score(evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz"), fake_predict, lambda role: False)
+    info = {"model": "alexnet", "scheme": "fer28 -> emotiw",
+            "selected_on": {"stage1": ["FER PublicTest"], "final": ["EmotiW Val"]}}
+    metrics = write_outputs(scored, CFG, 0, info, metrics_path=tmp_path / "m.json", plots_dir=tmp_path / "p",
+                            reports_dir=tmp_path / "r")
+    assert "selected_on" not in metrics
+    assert {k: metrics[k]["selected_here"] for k in ("fer_public_test", "fer_private_test", "emotiw_val",
+                                                     "emotiw_val_stage1")} == {
+        "fer_public_test": False,        # scored by the final model, which chose on EmotiW Val
+        "fer_private_test": False, "emotiw_val": True, "emotiw_val_stage1": False}
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "their numbers are optimistic" in summary and summary.count("| yes |") >= 1

@@ -52,7 +52,8 @@ def test_decodes_exactly_what_was_written(tmp_path, rows, newline, final):
     np.testing.assert_array_equal(arrays["labels"], labels)
     assert arrays["labels"].dtype == np.int64
     assert arrays["usage"].tolist() == usage.tolist()
-    assert report == {"lines": 12, "rows": 12, "blank_lines": 0,
+    np.testing.assert_array_equal(report.pop("row_index"), np.arange(12))
+    assert report == {"lines": 12, "rows": 12, "blank_lines": 0, "data_rows": 12,
                       "skipped": {"count": 0, "lines": [], "problems": {}}}
 
 
@@ -195,11 +196,13 @@ def test_real_fer2013_decodes_to_the_counts_in_its_rows():
 
 # ----------------------------------------------------------------------------- the stage
 
-def _stage(tmp_path: Path, csv: Path, synthetic: bool, on_bad_row: str = "fail") -> tuple[int, Path]:
+def _stage(tmp_path: Path, csv: Path, synthetic: bool, on_bad_row: str = "fail",
+           ferplus: Path | None = None) -> tuple[int, Path]:
     from stages.decode_fer import main
 
     params = tmp_path / "params.yaml"
-    params.write_text(f"decode:\n  on_bad_row: {on_bad_row}\n")
+    labels = f"ferplus\n  ferplus_path: {ferplus}" if ferplus else "fer\n  ferplus_path: null"
+    params.write_text(f"decode:\n  on_bad_row: {on_bad_row}\nfer:\n  labels: {labels}\n")
     meta = tmp_path / "fer2013.meta.json"
     meta.write_text(json.dumps({"source": "file", "origin": "x", "file": "fer2013.csv", "md5": "0" * 32,
                                 "md5_expected": None, "rows": 12, "synthetic": synthetic}))
@@ -284,3 +287,23 @@ def test_random_damage_is_caught_exactly_where_a_plain_reading_finds_it(tmp_path
     reference = np.array([[int(t) for t in line.split(",")[1].split(" ") if t] for line in kept], np.uint8)
     np.testing.assert_array_equal(arrays["images"].reshape(len(kept), -1), reference)
     assert arrays["labels"].tolist() == [int(line[0]) for line in kept]
+
+
+def test_stage_with_ferplus_labels(tmp_path, rows, capsys):
+    from tests.test_ferplus import one_hot, write_votes
+    images, labels, usage = rows
+    csv = write(tmp_path / "f.csv", csv_lines(*rows))
+    votes = np.array([one_hot("happiness")] * 11 + [one_hot("NF")])
+    rc, out = _stage(tmp_path, csv, False, ferplus=write_votes(tmp_path / "new.csv", usage.tolist(), votes))
+    assert rc == 0
+    fer = load_npz(out / "fer2013.npz")
+    assert fer["labels"].tolist() == [3] * 11 + [-1] and fer["usage"].tolist() == usage.tolist()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labels"] == "ferplus" and metrics["ferplus"]["dropped"]["not_a_face"] == 1
+    assert sum(metrics["classes"].values()) == 11 and metrics["classes"]["Happy"] == 11
+
+    shuffled = write_votes(tmp_path / "bad.csv", usage[::-1].tolist(), votes)
+    (tmp_path / "again").mkdir()
+    rc, out = _stage(tmp_path / "again", csv, False, ferplus=shuffled)
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "bad.csv: line 2: Usage" in err and not out.exists()

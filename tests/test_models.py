@@ -11,8 +11,12 @@ from torchvision.models import AlexNet, AlexNet_Weights
 
 from staged_fer.config import parse
 from staged_fer.errors import PipelineError
-from staged_fer.models import MODEL_NAMES, ModelsConfig, build_model, count_parameters, input_spec
-from staged_fer.models.alexnet import weights_cache_file
+from staged_fer.models import (MODEL_NAMES, PAPER_MODELS, ModelsConfig, build_model, count_parameters, head,
+                               input_spec)
+from staged_fer.models.alexnet import WEIGHTS as ALEXNET_WEIGHTS
+from staged_fer.models.init import he_init
+from staged_fer.models.registry import ENTRIES
+from staged_fer.models.torchvision_weights import cache_file
 from staged_fer.models.vgg_m import VggM
 from staged_fer.training.gray import GrayConv, fold_gray_input, unfold_gray_input
 from tests.params_baseline import baseline_params
@@ -27,7 +31,7 @@ def config(**overrides) -> ModelsConfig:
     return parse(ModelsConfig, raw, "models")
 
 
-OFFLINE = config(alexnet={"weights": "none"}, vgg_m={"weights": "none"})
+OFFLINE = config(**{name: {"weights": "none"} for name in MODEL_NAMES})
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ def test_unknown_model_lists_the_choices():
         build_model("vgg16", OFFLINE)
     with pytest.raises(PipelineError, match="alexnet, vgg_m"):
         input_spec("resnet", OFFLINE)
-    assert MODEL_NAMES == ("alexnet", "vgg_m")
+    assert PAPER_MODELS == ("alexnet", "vgg_m") == MODEL_NAMES[:2]
 
 
 def test_vgg_m_shapes_at_224():
@@ -115,7 +119,7 @@ def test_alexnet_imagenet_weights_from_torch_cache(torch_home, no_network):
     stored = AlexNet().state_dict()
     torch_home.mkdir(parents=True)
     torch.save(stored, torch_home / "alexnet-owt-7be5be79.pth")
-    assert weights_cache_file() == torch_home / "alexnet-owt-7be5be79.pth"
+    assert cache_file(ALEXNET_WEIGHTS) == torch_home / "alexnet-owt-7be5be79.pth"
     model = build_model("alexnet", config())
     for name, value in model.state_dict().items():
         if name.startswith("classifier.6."):
@@ -161,46 +165,84 @@ def test_vgg_m_spec_is_mean_pixel_subtraction():
     torch.testing.assert_close(spec.normalize(pixels), pixels.float() - torch.tensor(spec.mean).view(1, 3, 1, 1))
 
 
-@pytest.mark.parametrize("name, size", [("alexnet", 67), ("vgg_m", 64)])
-def test_gray_fold_matches_replicated_input(name, size):
-    """Both real networks, their own input specs: conv1 folded for one grey channel normalised
+@pytest.mark.parametrize("model_entry", ENTRIES, ids=MODEL_NAMES)
+def test_gray_fold_matches_replicated_input(model_entry):
+    """Every registered network, its own input spec: conv1 folded for one grey channel normalised
     with the mean of the channel means and stds, against the replicated 3-channel input."""
-    # The convolutional part in float64, so that the comparison sees the algebra rather than
-    # float32 rounding of conv1's sums; the classifier only sees the features.
+    # In float64, so that the comparison sees the algebra rather than float32 rounding.
     torch.manual_seed(0)
+    name, size = model_entry.name, model_entry.min_input_size + 3
     cfg = config()
     spec = input_spec(name, cfg)
-    model = build_model(name, cfg, pretrained=False).eval()
-    model.features.double()
+    model = build_model(name, cfg, pretrained=False).eval().double()
     keys = list(model.state_dict())
     gray = torch.randint(0, 256, (3, 1, size, size), dtype=torch.uint8).double()
     rgb = spec.normalize(gray.expand(-1, 3, -1, -1))
     one = (gray - sum(spec.mean) / 3) / (sum(spec.std) / 3)
     with torch.no_grad():
-        expected_conv1, expected = model.features[0](rgb), model.features(rgb)
+        expected = model(rgb)
     fold_gray_input(model, spec.mean, spec.std)
-    assert isinstance(model.features[0], GrayConv)
-    model.features.double()
+    assert sum(isinstance(m, GrayConv) for m in model.modules()) == 1
+    model.double()
     with torch.no_grad():
-        got_conv1, got = model.features[0](one), model.features(one)
+        got = model(one)
     # AlexNet's conv1 pads by 2: its borders see the mean term only partly.
-    torch.testing.assert_close(got_conv1, expected_conv1, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert list(model.state_dict()) == keys
     unfold_gray_input(model)
     with torch.no_grad():
-        torch.testing.assert_close(model.features(rgb), expected, rtol=0, atol=0)
+        torch.testing.assert_close(model(rgb), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model_entry", ENTRIES, ids=MODEL_NAMES)
+def test_registered_entry_is_complete(model_entry):
+    """params.yaml holds each model's section at its default size; the smallest allowed input
+    reaches the 7-way head and one pixel less is refused, naming the model."""
+    name = model_entry.name
+    assert PARAMS["models"][name]["input_size"] == model_entry.default_input_size
+    assert input_spec(name, config()).size == model_entry.default_input_size
+    cfg = config(**{name: {"weights": "none", "input_size": model_entry.min_input_size}})
+    assert input_spec(name, cfg).size == model_entry.min_input_size
+    model = build_model(name, cfg).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, model_entry.min_input_size, model_entry.min_input_size)).shape == (2, 7)
+    with pytest.raises(PipelineError, match=f"{name} needs at least {model_entry.min_input_size} pixels"):
+        config(**{name: {"input_size": model_entry.min_input_size - 1}})
+
+
+def test_he_init_on_bias_free_convolutions_and_batch_norm():
+    """torchvision's ResNet: convolutions without bias, batch norms after them."""
+    from torchvision.models import resnet18
+    torch.manual_seed(0)
+    model = resnet18()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.weight)
+    he_init(model)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(m.bias is None for m in convs)
+    for m in convs:
+        fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+        assert m.weight.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            assert torch.equal(m.weight, torch.ones_like(m.weight)) and torch.count_nonzero(m.bias) == 0
+    assert model.fc.weight.std().item() == pytest.approx(0.01, rel=0.1) and torch.count_nonzero(model.fc.bias) == 0
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_random_init_is_he_normal(name):
-    """From scratch, every conv is He-normal (fan_out) and every linear layer N(0, 0.01)."""
+    """From scratch, every conv is He-normal (fan_out) and every linear layer below the fresh
+    head N(0, 0.01); the head keeps PyTorch's default init, as it does on ImageNet weights."""
     torch.manual_seed(0)
     model = build_model(name, OFFLINE)
+    fresh = head(model)
     for module in model.modules():
+        if module is fresh:
+            continue
         if isinstance(module, nn.Conv2d):
             fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
             assert module.weight.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.1)
-            assert torch.count_nonzero(module.bias) == 0
+            assert module.bias is None or torch.count_nonzero(module.bias) == 0
         elif isinstance(module, nn.Linear):
             assert module.weight.std().item() == pytest.approx(0.01, rel=0.1)

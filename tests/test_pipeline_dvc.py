@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
@@ -185,6 +187,30 @@ def flatten(tree, prefix="") -> dict:
     if not isinstance(tree, dict):
         return {prefix: tree}
     return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}{key}.").items()}
+
+
+@pytest.mark.slow
+def test_experiment_with_ferplus_labels(project, tmp_path):
+    """Stage 1 on FER+ majority labels: a label file row-aligned with the project's FER CSV,
+    where every fifth face has no majority and the first is not a face."""
+    from tests.test_ferplus import one_hot, write_votes
+
+    rows = [line.rsplit(",", 1) for line in (project.path / "data/raw/fer2013.csv").read_text().splitlines()[1:]]
+    columns = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # FER order
+    votes = np.array([[3, 3, 4, 0, 0, 0, 0, 0, 0, 0] if i % 5 == 4 else one_hot(columns[int(row[0][0])])
+                      for i, row in enumerate(rows)])
+    votes[0] = one_hot("NF")
+    path = write_votes(tmp_path / "fer2013new.csv", [row[1] for row in rows], votes)
+    out = project.dvc("exp", "run", "-n", "ferplus", "-S", "fer.labels=ferplus",
+                      "-S", f"fer.ferplus_path={path}").stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert {"decode_fer", "build_splits", "train_stage1", "evaluate"} <= ran
+    assert not ran & {"download_fer", "align_emotiw"}, "download_fer reads no FER+ params"
+    decoded = json.loads((project.path / "reports" / "fer" / "counts.json").read_text())   # the run's, in the workspace
+    assert decoded["labels"] == "ferplus"
+    assert decoded["ferplus"]["dropped"] == {"no_image": 0, "unknown": len(rows) // 5, "not_a_face": 1,
+                                             "contempt": 0}
+    assert sum(decoded["classes"].values()) == len(rows) - len(rows) // 5 - 1
 
 
 def test_metrics_diff_shows_both_accuracies(project):

@@ -153,3 +153,11 @@ def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
     out = capsys.readouterr().out
     assert "No pair of finished experiments" in out and "main" not in out  # a commit without a run
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_accuracy_chosen_on_its_own_set_is_starred():
+    block = {"accuracy": 0.5, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6, "selected_here": True}
+    exp = report.Experiment("x", "a" * 40, "alexnet", None, {"emotiw_val": block, "synthetic": False})
+    assert report.table_rows([exp])[0][4] == "50.0* [40.0, 60.0]"
+    exp.metrics["emotiw_val"] = {**block, "selected_here": False}
+    assert report.table_rows([exp])[0][4] == "50.0 [40.0, 60.0]"

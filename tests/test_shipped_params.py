@@ -3,11 +3,11 @@
 Read from the commit (see params_baseline), so an experiment left in the working file never
 makes this pass or fail.
 """
-from staged_fer.config import choice, read_seed, section
+from staged_fer.config import read_seed, section
 from staged_fer.data.emotiw import EmotiwConfig
 from staged_fer.data.fer_decode import DecodeConfig
 from staged_fer.data.fer_source import FerConfig
-from staged_fer.data.splits import STAGE1_SCHEMES, STAGE2_SCHEMES
+from staged_fer.data.splits import SchemeConfig, read_schemes, scheme_choice
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.faces.config import AlignConfig
 from staged_fer.models import MODEL_NAMES, ModelsConfig
@@ -21,8 +21,9 @@ SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "a
 
 def test_every_section_parses_and_nothing_else_is_there():
     params = baseline_params()
-    assert set(params) == {"seed", "model", *SECTIONS}
+    assert set(params) == {"seed", "model", "schemes", *SECTIONS}
     read_seed(params)
+    read_schemes(params)
     for name, cls in SECTIONS.items():
         section(params, name, cls)
 
@@ -30,11 +31,18 @@ def test_every_section_parses_and_nothing_else_is_there():
 def test_defaults_are_the_papers_configuration():
     params = baseline_params()
     assert params["model"] == "alexnet" and params["model"] in MODEL_NAMES
-    assert choice(params, "stage1.data", STAGE1_SCHEMES) == "fer28"     # FER28 -> EmotiW: submission 3
-    assert choice(params, "stage2.data", STAGE2_SCHEMES) == "emotiw"
+    schemes = read_schemes(params)
+    assert scheme_choice(params, "stage1.data", schemes) == "fer28"     # FER28 -> EmotiW: submission 3
+    assert scheme_choice(params, "stage2.data", schemes) == "emotiw"
+    assert schemes == {   # Ng et al. section 4
+        "fer28": SchemeConfig(("fer.Training",), ("fer.PublicTest",)),
+        "fer32": SchemeConfig(("fer.Training", "fer.PublicTest"), ("fer.PrivateTest",)),
+        "fer32_emotiw": SchemeConfig(("fer.Training", "fer.PublicTest", "emotiw.Train"), ("emotiw.Val",)),
+        "emotiw": SchemeConfig(("emotiw.Train",), ("emotiw.Val",))}
     for stage in ("stage1", "stage2"):   # SGD, momentum 0.9, weight decay 0.0005, lr 0.001 / 10 every 10 epochs
         cfg = section(params, stage, StageConfig)
         assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_step) == (0.001, 0.9, 0.0005, 10)
+        assert (cfg.keep, cfg.select) == ("best", "val")   # the paper chose on the validation set
     models = section(params, "models", ModelsConfig)
     assert models.alexnet.weights == models.vgg_m.weights == "imagenet"
     assert (models.alexnet.input_size, models.vgg_m.input_size) == (227, 224)
@@ -44,7 +52,9 @@ def test_defaults_are_the_papers_configuration():
     assert section(params, "input", InputConfig).resize == 256
     train = section(params, "train", TrainConfig)
     assert (train.devices, train.device) == (1, "auto")
-    assert section(params, "fer", FerConfig).source == "file"
-    assert section(params, "emotiw", EmotiwConfig).source == "dir"
+    fer = section(params, "fer", FerConfig)
+    assert fer.source == "file" and fer.labels == "fer"
+    emotiw = section(params, "emotiw", EmotiwConfig)
+    assert emotiw.source == "dir" and emotiw.labels is None and emotiw.splits.Val == "Val"
     evaluate = section(params, "evaluate", EvaluateConfig)
     assert evaluate.bootstrap >= 100 and evaluate.cost.similar

@@ -24,7 +24,7 @@ SPEC = SimpleNamespace(size=16, mean=(124.0, 116.0, 104.0), std=(58.0, 57.0, 57.
 # same pixels and the only difference left is how each step's batch is split.
 INPUT = InputConfig(resize=16, flip=False)
 STAGE = StageConfig(data="fer28", epochs=2, batch_size=16, lr=0.05, lr_step=10, momentum=0.9,
-                    weight_decay=0.0005, keep="last", class_weights=True)
+                    weight_decay=0.0005, keep="last", class_weights=True, select="val", select_share=0.1)
 
 
 def split() -> Split:

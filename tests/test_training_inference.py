@@ -4,18 +4,16 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from staged_fer.config import parse
+from staged_fer.config import load_params, parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.training.config import InputConfig
 from staged_fer.training.inference import load_checkpoint, predict_proba
 from staged_fer.training.stage import write_checkpoint
 
-MODELS = {
-    "alexnet": {"weights": "none", "input_size": 64},
-    "vgg_m": {"weights": "none", "input_size": 64, "caffemodel_url": "http://127.0.0.1:9/x.caffemodel",
-              "caffemodel_md5": None},
-}
+# params.yaml's models section, every model offline at a small size.
+MODELS = {name: {**cfg, "weights": "none", "input_size": 64}
+          for name, cfg in load_params("params.yaml")["models"].items()}
 INPUT = InputConfig(resize=72, flip=True)
 
 

@@ -178,3 +178,32 @@ def test_stage_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path
     for key, value in a["state_dict"].items():
         assert torch.equal(b["state_dict"][key], value), key
     assert not (killed / ".resume").exists()
+
+
+def test_select_train_split_picks_the_epoch_on_held_out_training_faces(tmp_path):
+    """stage2.select: train_split holds out a stratified share of EmotiW Train for the epoch
+    choice; the checkpoint names the sets it chose on, which evaluation reports."""
+    params = project(tmp_path, stage1="none")
+    raw = yaml.safe_load(params.read_text())
+    raw["stage2"].update(select="train_split", select_share=0.25, epochs=2)
+    params.write_text(yaml.safe_dump(raw))
+    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
+    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    ckpt = torch.load(tmp_path / "models" / "stage2.pt", weights_only=True)
+    assert ckpt["selected_on"] == ["EmotiW Train (held out for selection)"]
+    assert ckpt["best_val_acc"] == max(h["val_acc"] for h in ckpt["history"])
+    s1 = torch.load(tmp_path / "models" / "stage1.pt", weights_only=True)
+    assert s1["selected_on"] is None   # scheme none: nothing was chosen
+
+
+def test_hold_out_is_stratified_seeded_and_disjoint():
+    from staged_fer.data.splits import hold_out
+    images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1).repeat(2, 1).repeat(2, 2)
+    labels = np.repeat([0, 1, 2, 3], [20, 10, 8, 2]).astype(np.int64)
+    split = Split("emotiw", (Bank("EmotiW Train", images, labels),), (Bank("EmotiW Val", images[:3], labels[:3]),), False)
+    a, b = hold_out(split, 0.2, 7), hold_out(split, 0.2, 7)
+    (train,), (held,) = a.train, a.val
+    assert np.bincount(held.labels).tolist() == [4, 2, 2, 1]            # 20% per class, at least one
+    assert sorted(train.images[:, 0, 0].tolist() + held.images[:, 0, 0].tolist()) == list(range(40))
+    assert np.array_equal(held.images, b.val[0].images)                # seeded
+    assert not np.array_equal(held.images, hold_out(split, 0.2, 8).val[0].images)

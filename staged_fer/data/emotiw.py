@@ -1,16 +1,21 @@
-"""EmotiW/SFEW 2.0 on disk: the `emotiw` params section and the folder scan.
+"""The target set on disk (EmotiW/SFEW 2.0 by default): the `emotiw` params section and the folder scan.
 
-SFEW 2.0 is laid out as ``Train/<Emotion>/*`` and ``Val/<Emotion>/*`` (the seven FER-2013
-emotion names) plus an optional, unlabeled ``Test/*``. A label comes only from the name of the
-emotion folder a file sits in, so a folder with any other name stops the scan (a typo or a
-different dataset would otherwise be trained on with wrong or missing labels). Hidden files
-(``.DS_Store``, ``._*``) are ignored; any other file outside the emotion folders is logged as
-dropped, never guessed a label.
+The target set is any class-folder tree: ``<root>/<split folder>/<class folder>/*``. SFEW 2.0 is
+laid out as ``Train/<Emotion>/*`` and ``Val/<Emotion>/*`` (the seven FER-2013 emotion names) plus
+an optional, unlabeled ``Test/*``. Another set plugs in through two keys: ``emotiw.splits`` names
+the folder of each split (RAF-DB's ``train`` and ``test``), and ``emotiw.labels`` maps its class
+folder names to the seven emotions (RAF-DB's ``1``..``7``, AffectNet's or ExpW's names, CK+'s),
+``null`` marking a class outside the seven (contempt, say): its files are skipped and counted.
+
+A label comes only from the name of the class folder a file sits in, so a folder the names
+(or the map) do not cover stops the scan, naming it (a typo or a different dataset would
+otherwise be trained on with wrong or missing labels). Hidden files (``.DS_Store``, ``._*``)
+are ignored; any other file outside the class folders is logged as dropped, never guessed a label.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -34,16 +39,44 @@ class EmotiwSynthetic:
 
 
 @dataclass(frozen=True)
+class EmotiwSplits:
+    """The folder under the root that holds each split; Test is optional and unlabeled."""
+    Train: str
+    Val: str
+    Test: str | None
+
+
+@dataclass(frozen=True)
 class EmotiwConfig:
     source: Literal["dir", "synthetic"]
-    root: str                 # source=dir: the SFEW 2.0 folder
+    root: str                 # source=dir: the target set's folder
+    splits: EmotiwSplits
+    # Class folder name -> one of EMOTIONS, or None to skip that class; None: folders are named
+    # as EMOTIONS already.
+    labels: dict[str, str | None] | None
     synthetic: EmotiwSynthetic
+
+    def __post_init__(self) -> None:
+        for folder, emotion in (self.labels or {}).items():
+            if emotion is not None and emotion not in LABEL_OF:
+                raise ValueError(f"labels: folder {folder!r} maps to {emotion!r}, not one of the seven classes "
+                                 f"({', '.join(EMOTIONS)}); map it to null to skip that class")
+
+    def label_of(self) -> dict[str, int | None]:
+        """Class folder name -> label id (None: outside the seven, skipped)."""
+        if self.labels is None:
+            return dict(LABEL_OF)
+        return {folder: None if emotion is None else LABEL_OF[emotion] for folder, emotion in self.labels.items()}
+
+
+SFEW_SPLITS = EmotiwSplits("Train", "Val", "Test")
 
 
 @dataclass(frozen=True)
 class Scan:
     tasks: list[ImageTask]    # sorted by path
-    empty: list[str]          # split or emotion folders without images, relative to the root
+    empty: list[str]          # split or class folders without images, relative to the root
+    skipped: dict[str, int] = field(default_factory=dict)  # files per class folder outside the seven
 
 
 def _visible(p: Path) -> bool:
@@ -55,47 +88,68 @@ def _files(folder: Path) -> list[Path]:
                   and all(_visible(q) for q in p.relative_to(folder).parents if q != Path(".")))
 
 
-def scan_sfew(root: str | Path, key: str = "emotiw.root") -> Scan:
-    """Every file of an SFEW 2.0 tree with its split and label; PipelineError on a wrong layout."""
+def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits = SFEW_SPLITS,
+              label_of: dict[str, int | None] | None = None) -> Scan:
+    """Every file of a target tree with its split and label; PipelineError on a wrong layout.
+
+    ``label_of`` maps class folder names to label ids (None: skip the class); by default the
+    folders are the seven emotion names.
+    """
     root = Path(root)
+    mapped = label_of is not None
+    label_of = dict(LABEL_OF) if label_of is None else label_of
+    layout = f"{splits.Train}/<class>/*, {splits.Val}/<class>/*" + (f", optional {splits.Test}/*" if splits.Test else "")
     if not root.is_dir():
-        raise PipelineError(f"{key}: folder {root} not found; extract SFEW 2.0 there "
-                            "(Train/<Emotion>/*, Val/<Emotion>/*, optional Test/*) or set emotiw.source: synthetic")
+        raise PipelineError(f"{key}: folder {root} not found; extract the target set there "
+                            f"({layout}) or set emotiw.source: synthetic")
     tasks: list[ImageTask] = []
     empty: list[str] = []
+    skipped: dict[str, int] = {}
     for split in LABELED_SPLITS:
-        folder = root / split
+        name = getattr(splits, split)
+        folder = root / name
         if not folder.is_dir():
-            raise PipelineError(f"{key}: {folder} not found; SFEW 2.0 needs Train/<Emotion>/* and Val/<Emotion>/* "
-                                f"under {root}")
+            raise PipelineError(f"{key}: {folder} not found; the target set needs {layout} under {root} "
+                                f"(emotiw.splits names the folders)")
         entries = sorted(p for p in folder.iterdir() if _visible(p))
-        unknown = [p.name for p in entries if p.is_dir() and p.name not in LABEL_OF]
+        unknown = [p.name for p in entries if p.is_dir() and p.name not in label_of]
         if unknown:
-            raise PipelineError(f"{folder}: unknown emotion folder {unknown[0]!r}; expected only: {', '.join(EMOTIONS)}")
+            expected = ("an `emotiw.labels` entry for it" if mapped
+                        else f"only: {', '.join(EMOTIONS)} (or an `emotiw.labels` map)")
+            raise PipelineError(f"{folder / unknown[0]}: unknown emotion folder {unknown[0]!r}; expected {expected}")
         for p in entries:
             if p.is_file():
                 tasks.append(ImageTask(p.relative_to(root).as_posix(), split, UNLABELED,
-                                       skip_reason=f"file directly in {split}/, outside the emotion folders: no label"))
-        for emotion in EMOTIONS:
-            sub = folder / emotion
+                                       skip_reason=f"file directly in {name}/, outside the class folders: no label"))
+        for class_folder, label in label_of.items():
+            sub = folder / class_folder
             files = _files(sub) if sub.is_dir() else []
+            if label is None:
+                if files:
+                    skipped[f"{name}/{class_folder}"] = len(files)
+                tasks += [ImageTask(f.relative_to(root).as_posix(), split, UNLABELED,
+                                    skip_reason=f"class folder {class_folder!r} is outside the seven (emotiw.labels)")
+                          for f in files]
+                continue
             if not files:
-                empty.append(f"{split}/{emotion}")
-            tasks += [ImageTask(f.relative_to(root).as_posix(), split, LABEL_OF[emotion]) for f in files]
+                empty.append(f"{name}/{class_folder}")
+            tasks += [ImageTask(f.relative_to(root).as_posix(), split, label) for f in files]
         if not any(t.split == split for t in tasks):
-            empty.append(split)
-    test = root / "Test"
-    if test.is_dir():
+            empty.append(name)
+    test = root / splits.Test if splits.Test else None
+    if test is not None and test.is_dir():
         files = _files(test)
         if not files:
-            empty.append("Test")
+            empty.append(splits.Test)
         tasks += [ImageTask(f.relative_to(root).as_posix(), "Test", UNLABELED) for f in files]
     if not tasks:
-        raise PipelineError(f"{key}: no files under {root}/Train, {root}/Val or {root}/Test")
+        raise PipelineError(f"{key}: no files under {root} ({layout})")
     tasks.sort(key=lambda t: t.path)
-    return Scan(tasks, sorted(empty))
+    return Scan(tasks, sorted(empty), dict(sorted(skipped.items())))
 
 
 def warn_empty(scan: Scan) -> None:
     for name in scan.empty:
         print(f"warning: {name}/ holds no images", file=sys.stderr)
+    for name, n in scan.skipped.items():
+        print(f"{name}/: {n} files skipped, a class outside the seven (emotiw.labels)", file=sys.stderr)

@@ -61,7 +61,8 @@ def decode_fer_csv(path: str | Path, on_bad_row: Literal["fail", "skip"] = "fail
 
     Returns ``(arrays, report)``: arrays ``images`` (N,48,48) uint8, ``labels`` (N,) int64
     (FER order), ``usage`` (N,) str; the report holds ``lines`` (data lines read),
-    ``rows`` (decoded), ``blank_lines`` and ``skipped`` (``count``, the first
+    ``rows`` (decoded), ``data_rows`` (non-blank lines after the header), ``row_index`` (each
+    decoded face's data-row index), ``blank_lines`` and ``skipped`` (``count``, the first
     ``MAX_LISTED_LINES`` ``lines`` by 1-based line number, and counts per ``problems``).
     With ``on_bad_row="fail"`` the first bad line raises PipelineError naming its number.
     """
@@ -151,6 +152,8 @@ def decode_fer_buffer(buf: np.ndarray, name: str, on_bad_row: Literal["fail", "s
         kinds[problems[i][0]] = kinds.get(problems[i][0], 0) + 1
     report = {
         "lines": int(len(starts) + n_blank),
+        "data_rows": int(len(starts)),
+        "row_index": np.flatnonzero(keep),   # each decoded face's data-row index (blank lines not counted)
         "rows": int(keep.sum()),
         "blank_lines": n_blank,
         "skipped": {
@@ -163,11 +166,12 @@ def decode_fer_buffer(buf: np.ndarray, name: str, on_bad_row: Literal["fail", "s
 
 
 def counts(arrays: dict[str, np.ndarray]) -> dict:
-    """Rows per Usage, per class, and per class within each Usage (class names, FER order)."""
+    """Rows per Usage, per class, and per class within each Usage (class names, FER order);
+    unlabeled rows (-1, faces FER+ drops) count in ``usage`` only."""
     labels, usage = arrays["labels"], arrays["usage"]
 
     def per_class(mask: np.ndarray) -> dict[str, int]:
-        found = np.bincount(labels[mask], minlength=NUM_CLASSES)
+        found = np.bincount(labels[mask & (labels >= 0)], minlength=NUM_CLASSES)
         return {EMOTIONS[k]: int(found[k]) for k in range(NUM_CLASSES)}
 
     return {

@@ -1,8 +1,8 @@
 """Figures of the decoded FER-2013: the paper's Figure 6 and a grid of sample faces.
 
 Figure 6 of Ng et al. shows the class distribution of the train and validation sets of
-FER28 and FER32; the sets come from ``splits.build_split`` so the figure shows exactly the
-data the training stages use. Figures are built on matplotlib's object API (no pyplot
+FER28 and FER32 (the paper's compositions of FER's usages, whatever params.yaml's `schemes`
+hold); the sets are cut by ``splits.fer_bank``, as the training stages cut them. Figures are built on matplotlib's object API (no pyplot
 state) and saved without metadata, so the same data gives the same PNG bytes.
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ from matplotlib.figure import Figure
 
 from ..io import save_figure
 from ..labels import EMOTIONS, NUM_CLASSES
-from .splits import build_split
+from .splits import fer_bank
 
 FIGURE6 = "figure6_class_distribution.png"
 SAMPLES = "samples.png"
-_VARIANTS = ("fer28", "fer32")
+# Figure 6's variants: (train usages, validation usages).
+_VARIANTS = {"fer28": (("Training",), ("PublicTest",)), "fer32": (("Training", "PublicTest"), ("PrivateTest",))}
 
 
 def _tag(synthetic: bool) -> str:
@@ -31,9 +32,9 @@ def plot_class_distribution(fer: dict[str, np.ndarray], path: str | Path, synthe
     axes = fig.subplots(1, len(_VARIANTS), sharey=True)
     x = np.arange(NUM_CLASSES)
     top = 0.0
-    for ax, scheme in zip(axes, _VARIANTS):
-        split = build_split(scheme, fer, {})
-        for offset, (part, banks) in zip((-0.2, 0.2), (("train", split.train), ("validation", split.val))):
+    for ax, (scheme, (train, val)) in zip(axes, _VARIANTS.items()):
+        sets = (("train", [fer_bank(fer, u) for u in train]), ("validation", [fer_bank(fer, u) for u in val]))
+        for offset, (part, banks) in zip((-0.2, 0.2), sets):
             labels = np.concatenate([b.labels for b in banks])
             share = 100 * np.bincount(labels, minlength=NUM_CLASSES) / len(labels)
             names = " + ".join(b.name for b in banks)

@@ -72,6 +72,9 @@ class FerConfig:
     kaggle_competition: str
     md5: str | None
     synthetic: FerSyntheticConfig
+    # Read by decode_fer (staged_fer.data.ferplus.FerLabelsConfig), validated here too.
+    labels: Literal["fer", "ferplus"]
+    ferplus_path: str | None
 
     def __post_init__(self) -> None:
         if self.md5 is not None and self.md5 != "canonical" and not _HEX_MD5.fullmatch(self.md5):

@@ -1,13 +1,15 @@
-"""The paper's data schemes, turned into the train/validation sets of each training stage.
+"""Data schemes: the train/validation sets of each training stage, composed in params.yaml.
 
-Stage 1 (FER, Ng et al. section 4):
-  fer28         train FER Training,                      validate on FER PublicTest
-  fer32         train FER Training + PublicTest,         validate on FER PrivateTest
-  fer32_emotiw  train FER Training + PublicTest + EmotiW Train, validate on EmotiW Val
-  none          no stage 1: the model stays at its ImageNet initialisation
-Stage 2:
-  emotiw        train EmotiW Train, validate on EmotiW Val
-  none          no stage 2: the stage-1 model is the final model
+Sources register what they provide: FER-2013 its three usages (``fer.Training``,
+``fer.PublicTest``, ``fer.PrivateTest``), the target set its labelled splits (``emotiw.Train``,
+``emotiw.Val``). params.yaml's ``schemes:`` section composes each scheme from those parts, and
+``stage1.data`` / ``stage2.data`` name one (or ``none``). The paper's schemes (Ng et al. section 4):
+
+  fer28         train fer.Training,                                validate on fer.PublicTest
+  fer32         train fer.Training + fer.PublicTest,               validate on fer.PrivateTest
+  fer32_emotiw  train fer.Training + fer.PublicTest + emotiw.Train, validate on emotiw.Val
+  emotiw        train emotiw.Train,                                validate on emotiw.Val
+  none          no training: stage 1 keeps the ImageNet model, stage 2 the stage-1 model
 
 Faces keep their native resolution (FER 48x48, EmotiW 256x256) in "banks"; the training input
 path upsamples each crop on the fly, which is cheaper than storing 256x256 copies of FER.
@@ -16,14 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..config import parse
 from ..errors import PipelineError
 from ..io import load_npz, save_npz
 
-STAGE1_SCHEMES = ("fer28", "fer32", "fer32_emotiw", "none")
-STAGE2_SCHEMES = ("emotiw", "none")
+NONE = "none"   # the scheme that trains nothing
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,13 @@ class Split:
 
     @property
     def empty(self) -> bool:
-        return self.scheme == "none"
+        return self.scheme == NONE
 
 
-def fer_bank(fer: dict, usages: tuple[str, ...]) -> Bank:
-    mask = np.isin(fer["usage"], usages)
-    return Bank(f"FER {'+'.join(usages)}", fer["images"][mask], fer["labels"][mask].astype(np.int64))
+def fer_bank(fer: dict, usage: str) -> Bank:
+    # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
+    mask = (fer["usage"] == usage) & (fer["labels"] >= 0)
+    return Bank(f"FER {usage}", fer["images"][mask], fer["labels"][mask].astype(np.int64))
 
 
 def emotiw_bank(emotiw: dict, split: str) -> Bank:
@@ -62,31 +66,96 @@ def emotiw_bank(emotiw: dict, split: str) -> Bank:
     return Bank(f"EmotiW {split}", emotiw["images"][mask], emotiw["labels"][mask].astype(np.int64))
 
 
+@dataclass(frozen=True)
+class Source:
+    """A stage-data source: the parts it provides and how to cut one from its arrays."""
+    name: str                               # the prefix of its parts in params' schemes
+    parts: tuple[str, ...]
+    bank: Callable[[dict, str], Bank]       # (the source's arrays, part) -> labelled faces
+
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    Source("fer", ("Training", "PublicTest", "PrivateTest"), fer_bank),   # FER-2013's usages
+    Source("emotiw", ("Train", "Val"), emotiw_bank),                      # the target set's labelled splits
+)}
+PARTS = tuple(f"{s.name}.{p}" for s in SOURCES.values() for p in s.parts)
+
+
+@dataclass(frozen=True)
+class SchemeConfig:
+    """One entry of params.yaml's `schemes`: the parts trained on and validated on."""
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for role in ("train", "val"):
+            parts = getattr(self, role)
+            if not parts:
+                raise ValueError(f"{role} lists no parts")
+            unknown = [p for p in parts if p not in PARTS]
+            if unknown:
+                raise ValueError(f"{role} part {unknown[0]!r} is not registered; expected one of: {', '.join(PARTS)}")
+
+
+def read_schemes(params: Mapping[str, Any]) -> dict[str, SchemeConfig]:
+    raw = params.get("schemes")
+    if not isinstance(raw, Mapping) or not raw:
+        raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
+    if NONE in raw:
+        raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
+    return {name: parse(SchemeConfig, value, f"schemes.{name}") for name, value in raw.items()}
+
+
+def scheme_choice(params: Mapping[str, Any], key: str, schemes: Mapping[str, SchemeConfig]) -> str:
+    """The scheme that ``key`` (``stage1.data`` or ``stage2.data``) names, checked against ``schemes``."""
+    section, field = key.split(".")
+    value = (params.get(section) or {}).get(field) if isinstance(params.get(section), Mapping) else None
+    names = (*schemes, NONE)
+    if value not in names:
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}; expected one of: {', '.join(names)}")
+    return value
+
+
 def _is_synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
-def build_split(scheme: str, fer: dict, emotiw: dict) -> Split:
-    """Assemble one scheme from the decoded FER and aligned EmotiW arrays."""
-    if scheme == "none":
-        return Split("none", (), (), False)
-    if scheme == "fer28":
-        train, val, used = (fer_bank(fer, ("Training",)),), (fer_bank(fer, ("PublicTest",)),), [fer]
-    elif scheme == "fer32":
-        train = (fer_bank(fer, ("Training", "PublicTest")),)
-        val, used = (fer_bank(fer, ("PrivateTest",)),), [fer]
-    elif scheme == "fer32_emotiw":
-        train = (fer_bank(fer, ("Training", "PublicTest")), emotiw_bank(emotiw, "Train"))
-        val, used = (emotiw_bank(emotiw, "Val"),), [fer, emotiw]
-    elif scheme == "emotiw":
-        train, val, used = (emotiw_bank(emotiw, "Train"),), (emotiw_bank(emotiw, "Val"),), [emotiw]
-    else:
-        raise PipelineError(f"params.yaml: unknown data scheme {scheme!r}; expected one of: "
-                            f"{', '.join(STAGE1_SCHEMES + STAGE2_SCHEMES[:1])}")
-    for bank in train + val:
-        if len(bank) == 0:
-            raise PipelineError(f"data scheme {scheme!r}: {bank.name} has no labelled faces")
-    return Split(scheme, train, val, any(_is_synthetic(d) for d in used))
+def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]) -> Split:
+    """Assemble scheme ``name`` (None for ``none``) from each source's arrays, keyed by source name."""
+    if scheme is None:
+        return Split(NONE, (), (), False)
+    banks = {}
+    for role in ("train", "val"):
+        out = []
+        for part in getattr(scheme, role):
+            source, piece = part.split(".", 1)
+            bank = SOURCES[source].bank(data[source], piece)
+            if len(bank) == 0:
+                raise PipelineError(f"data scheme {name!r}: {bank.name} ({part}) has no labelled faces")
+            out.append(bank)
+        banks[role] = tuple(out)
+    used = {part.split(".", 1)[0] for part in scheme.train + scheme.val}
+    return Split(name, banks["train"], banks["val"], any(_is_synthetic(data[s]) for s in used))
+
+
+def hold_out(split: Split, share: float, seed: int) -> Split:
+    """Move a seeded, stratified ``share`` of each training bank (per class, rounded, at least
+    one face of any class with two or more) into the validation role, in place of ``split.val``;
+    the scheme's own validation set then plays no part in training or selection."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for bank in split.train:
+        chosen = np.zeros(len(bank), bool)
+        for label in np.unique(bank.labels):
+            rows = np.flatnonzero(bank.labels == label)
+            k = min(len(rows) - 1, max(1, round(share * len(rows)))) if len(rows) > 1 else 0
+            chosen[rng.permutation(rows)[:k]] = True
+        if not chosen.any():
+            raise PipelineError(f"data scheme {split.scheme!r}: {bank.name} is too small to hold out "
+                                f"a selection share of {share}")
+        train.append(Bank(bank.name, bank.images[~chosen], bank.labels[~chosen]))
+        held.append(Bank(f"{bank.name} (held out for selection)", bank.images[chosen], bank.labels[chosen]))
+    return Split(split.scheme, tuple(train), tuple(held), split.synthetic)
 
 
 def save_split(path: str | Path, split: Split) -> None:

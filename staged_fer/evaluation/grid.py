@@ -2,6 +2,9 @@
 
     python -m staged_fer.evaluation.grid [--dry-run] [--models ...] [--schemes ...] [-S key=value ...]
 
+`--models` takes any registered model (staged_fer/models/registry.py); without it the grid is
+the paper's two networks. Models beyond the paper are marked so in the report.
+
 Each experiment is `dvc exp run --queue --name <model>-<scheme> -S model=... -S stage1.data=...
 -S stage2.data=...` plus the extra -S overrides given here (for example a shorter schedule).
 Run the queue with `dvc queue start --jobs N`; stages whose inputs and params agree across
@@ -16,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-MODELS = ("alexnet", "vgg_m")
+from ..models import MODEL_NAMES, PAPER_MODELS
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def experiment_name(model: str, scheme: Scheme) -> str:
     return f"{model}-{scheme.name}"
 
 
-def commands(models: Sequence[str] = MODELS, schemes: Sequence[str] = tuple(SCHEME_OF),
+def commands(models: Sequence[str] = PAPER_MODELS, schemes: Sequence[str] = tuple(SCHEME_OF),
              overrides: Sequence[str] = ()) -> list[list[str]]:
     """The `dvc exp run --queue` argument lists of the grid, model-major."""
     cmds = []
@@ -71,7 +74,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="print the commands, queue nothing")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(PAPER_MODELS),
+                   help="registered models to run; the paper's by default")
     p.add_argument("--schemes", nargs="+", choices=list(SCHEME_OF), default=list(SCHEME_OF))
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra params override for every experiment (repeatable), as for `dvc exp run -S`")

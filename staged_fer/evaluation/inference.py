@@ -8,7 +8,7 @@ import numpy as np
 from ..config import section
 from ..devices import resolve_device
 from ..errors import PipelineError
-from ..models.config import ModelsConfig
+from ..models import ModelsConfig, entry
 from ..training.config import InputConfig
 from ..training.inference import load_checkpoint, predict_proba
 from .metrics import EvaluateConfig
@@ -21,7 +21,7 @@ class Predictor:
     def __init__(self, params: Mapping, params_path: str, checkpoints: Mapping[str, str], cfg: EvaluateConfig):
         self.models_cfg = section(params, "models", ModelsConfig)
         self.input_cfg = section(params, "input", InputConfig)
-        self.model_name = params.get("model")
+        self.model_name = entry(params.get("model")).name
         self.batch_size = cfg.batch_size
         self.device = resolve_device(cfg.device, "evaluate.device")
         self.models = {}
@@ -43,4 +43,5 @@ class Predictor:
     def info(self) -> dict:
         """Run facts for the metrics file: which model and schemes were scored."""
         return {"model": self.model_name,
-                "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}"}
+                "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}",
+                "selected_on": {role: ckpt.get("selected_on") for role, (_, _, ckpt) in self.models.items()}}

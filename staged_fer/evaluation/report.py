@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import PipelineError
 from ..io import save_figure, write_text
 from ..labels import LABEL_OF
-from .grid import MODELS, SCHEMES, Scheme, scheme_of_params
+from ..models import MODEL_NAMES, MODELS, PAPER_MODELS
+from .grid import SCHEMES, Scheme, scheme_of_params
 from .stats import McNemar, mcnemar
 
 METRICS_FILE = "metrics/eval.json"
@@ -44,7 +45,7 @@ PAPER = {
 # Direct fine-tuning is reported for one unnamed model, on the test set only.
 PAPER_DIRECT_TEST = 37.8
 CHALLENGE_BASELINE = (35.96, 39.13)
-MODEL_TITLE = {"alexnet": "AlexNet", "vgg_m": "VGG-CNN-M-2048"}
+BEYOND_PAPER = "beyond the paper"
 
 
 @dataclass
@@ -105,10 +106,14 @@ def _pct(x) -> str:
 def _interval(block: dict | None) -> str:
     if not block:
         return "-"
-    return f"{_pct(block['accuracy'])} [{_pct(block['accuracy_ci95_low'])}, {_pct(block['accuracy_ci95_high'])}]"
+    # *: the run picked its kept epoch on this very set (select: val), so the number is optimistic.
+    mark = "*" if block.get("selected_here") else ""
+    return f"{_pct(block['accuracy'])}{mark} [{_pct(block['accuracy_ci95_low'])}, {_pct(block['accuracy_ci95_high'])}]"
 
 
 def _paper(model: str | None, scheme: Scheme | None) -> str:
+    if model in MODELS and model not in PAPER_MODELS:
+        return BEYOND_PAPER
     if scheme is None:
         return "-"
     if scheme.name == "imagenet-to-emotiw":
@@ -118,7 +123,7 @@ def _paper(model: str | None, scheme: Scheme | None) -> str:
 
 
 def _order(e: Experiment) -> tuple:
-    model = MODELS.index(e.model) if e.model in MODELS else len(MODELS)
+    model = MODEL_NAMES.index(e.model) if e.model in MODEL_NAMES else len(MODEL_NAMES)
     scheme = SCHEMES.index(e.scheme) if e.scheme in SCHEMES else len(SCHEMES)
     return model, scheme, e.name
 
@@ -133,7 +138,7 @@ def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
     for e in sorted((e for e in experiments if e.metrics), key=_order):
         m = e.metrics
         rows.append([
-            e.name, MODEL_TITLE.get(e.model, str(e.model)),
+            e.name, MODELS[e.model].title if e.model in MODELS else str(e.model),
             e.scheme.paper if e.scheme else "other", e.scheme.fine_tuning if e.scheme else "-",
             _interval(m.get("emotiw_val")),
             # With no stage 1 the "stage-1 model" is ImageNet's with an untrained head: no number.
@@ -151,7 +156,7 @@ def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
     (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and AlexNet vs VGG-CNN-M per scheme."""
     by_key = {(e.model, e.scheme.name): e.name for e in experiments if e.metrics and e.scheme}
     pairs = []
-    for model in MODELS:
+    for model in PAPER_MODELS:
         for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw")):
             if (model, single) in by_key and (model, double) in by_key:
                 pairs.append((by_key[model, single], by_key[model, double]))
@@ -209,7 +214,9 @@ def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, st
     lines += ["Accuracies in % with 95% bootstrap intervals. \"stage-1 on EmotiW val\" is the same run's "
               "stage-1 model, i.e. single fine-tuning; for single-stage schemes the two columns agree. "
               f"Paper: EmotiW val / test accuracy (submission); challenge baseline {CHALLENGE_BASELINE[0]} / "
-              f"{CHALLENGE_BASELINE[1]}.", ""]
+              f"{CHALLENGE_BASELINE[1]}. Models the paper did not run are marked \"{BEYOND_PAPER}\". "
+              "An accuracy marked * was reported on the set that chose the run's kept epoch "
+              "(`select: val`, as in the paper): it is optimistic.", ""]
     lines += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     pending = [e for e in experiments if not e.metrics and not e.commit]

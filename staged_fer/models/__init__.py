@@ -1,8 +1,8 @@
-"""The two networks of the paper, their ImageNet weights and their input conventions.
+"""The networks, their ImageNet weights and their input conventions, read from the registry.
 
-``build_model(name, cfg)`` gives AlexNet or VGG-CNN-M-2048 with a fresh ``num_classes``-way
-head in place of the 1000-way ImageNet classifier; ``input_spec(name, cfg)`` says what input
-it takes. Both read params.yaml's ``models:`` section, parsed as ``ModelsConfig``.
+``build_model(name, cfg)`` gives a registered network with a fresh ``num_classes``-way head in
+place of the 1000-way ImageNet classifier; ``input_spec(name, cfg)`` says what input it takes.
+Both read params.yaml's ``models:`` section, parsed as ``ModelsConfig`` (one field per model).
 """
 from __future__ import annotations
 
@@ -10,30 +10,27 @@ import logging
 
 from torch import nn
 
-from ..errors import PipelineError
-from .alexnet import alexnet_input_spec, build_alexnet
-from .caffe import load_vgg_m_imagenet
-from .config import AlexNetConfig, ModelsConfig, VggMConfig
 from .input_spec import InputSpec
-from .vgg_m import VggM, vgg_m_input_spec
+from .registry import MODEL_NAMES, MODELS, PAPER_MODELS, ModelsConfig, entry
 
 __all__ = [
-    "MODEL_NAMES", "AlexNetConfig", "InputSpec", "ModelsConfig", "VggMConfig",
-    "build_model", "count_parameters", "input_spec",
+    "MODELS", "MODEL_NAMES", "PAPER_MODELS", "InputSpec", "ModelsConfig",
+    "build_model", "count_parameters", "entry", "head", "input_spec",
 ]
-
-MODEL_NAMES = ("alexnet", "vgg_m")
 
 log = logging.getLogger(__name__)
 
 
-def _check_name(name: str) -> None:
-    if name not in MODEL_NAMES:
-        raise PipelineError(f"params.yaml: `model` is {name!r}; expected one of: {', '.join(MODEL_NAMES)}")
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def head(model: nn.Module) -> nn.Linear:
+    """The classifier: the last fully connected layer (``classifier[-1]``, ResNet's ``fc``...)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier")
+    return linears[-1]
 
 
 def build_model(name: str, cfg: ModelsConfig, num_classes: int = 7, pretrained: bool = True) -> nn.Module:
@@ -42,29 +39,20 @@ def build_model(name: str, cfg: ModelsConfig, num_classes: int = 7, pretrained: 
     With ``pretrained`` and ``models.<name>.weights: imagenet`` every layer below the head
     starts from ImageNet; ``pretrained=False`` loads nothing (for restoring a checkpoint).
     """
-    _check_name(name)
+    model_entry = entry(name)
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
-    if name == "alexnet":
-        imagenet = pretrained and cfg.alexnet.weights == "imagenet"
-        model = build_alexnet(num_classes, imagenet)
-    else:
-        imagenet = pretrained and cfg.vgg_m.weights == "imagenet"
-        model = VggM(num_classes)
-        if imagenet:
-            load_vgg_m_imagenet(model, cfg.vgg_m.caffemodel_url, cfg.vgg_m.caffemodel_md5)
-    head = sum(p.numel() for p in _head(model).parameters())
+    model_cfg = getattr(cfg, name)
+    imagenet = pretrained and model_cfg.weights == "imagenet"
+    model = model_entry.build(model_cfg, num_classes, imagenet)
+    fresh = head(model)
+    if fresh.out_features != num_classes:
+        raise AssertionError(f"{name}: the builder left a {fresh.out_features}-way head, not {num_classes}")
     log.info("%s: %s parameters (%s in the fresh %d-way head), %s", name, f"{count_parameters(model):,}",
-             f"{head:,}", num_classes, "ImageNet weights" if imagenet else "random init")
+             f"{sum(p.numel() for p in fresh.parameters()):,}", num_classes,
+             "ImageNet weights" if imagenet else "random init")
     return model
 
 
-def _head(model: nn.Module) -> nn.Module:
-    return model.classifier[-1]
-
-
 def input_spec(name: str, cfg: ModelsConfig) -> InputSpec:
-    _check_name(name)
-    if name == "alexnet":
-        return alexnet_input_spec(cfg.alexnet.input_size)
-    return vgg_m_input_spec(cfg.vgg_m.input_size)
+    return entry(name).input_spec(getattr(cfg, name))

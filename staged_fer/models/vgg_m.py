@@ -8,11 +8,16 @@ Caffe layers so that the converter can map blobs by name.
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .caffe import load_vgg_m_imagenet
+from .config import Weights, check_input_size
+from .entry import ModelEntry
 from .init import he_init
 from .input_spec import InputSpec
 
@@ -27,10 +32,27 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 0.0005, 0.75, 2.0
 MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
 
 POOL5_SIZE = 6
+MIN_INPUT_SIZE = 41   # pool5 at least 1x1
+
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
-def vgg_m_input_spec(size: int) -> InputSpec:
-    return InputSpec(size=size, mean=MEAN_PIXEL_RGB, std=(1.0, 1.0, 1.0), channel_order="RGB")
+@dataclass(frozen=True)
+class VggMConfig:
+    weights: Weights
+    input_size: int
+    caffemodel_url: str
+    caffemodel_md5: str | None  # None: accept any file and log its MD5
+
+    def __post_init__(self) -> None:
+        check_input_size(self.input_size, "vgg_m", MIN_INPUT_SIZE)
+        if self.caffemodel_md5 is not None and not _MD5.fullmatch(self.caffemodel_md5):
+            raise ValueError(
+                f"caffemodel_md5 {self.caffemodel_md5!r} is not 32 lower-case hex digits (or null to accept any file)")
+
+
+def input_spec(cfg: VggMConfig) -> InputSpec:
+    return InputSpec(size=cfg.input_size, mean=MEAN_PIXEL_RGB, std=(1.0, 1.0, 1.0), channel_order="RGB")
 
 
 class VggM(nn.Module):
@@ -80,3 +102,14 @@ class VggM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))
+
+
+def build(cfg: VggMConfig, num_classes: int, imagenet: bool) -> nn.Module:
+    model = VggM(num_classes)
+    if imagenet:
+        load_vgg_m_imagenet(model, cfg.caffemodel_url, cfg.caffemodel_md5)
+    return model
+
+
+ENTRY = ModelEntry(name="vgg_m", title="VGG-CNN-M-2048", in_paper=True, config=VggMConfig, build=build,
+                   input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)

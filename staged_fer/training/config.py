@@ -17,6 +17,11 @@ class StageConfig:
     weight_decay: float
     keep: Literal["best", "last"]  # best: highest validation accuracy, earlier epoch on ties
     class_weights: bool            # weight the training loss by inverse class frequency
+    # Where `keep: best` picks its epoch: val (the scheme's validation set, as the paper did; the
+    # number reported on that set is then optimistic) | train_split (a seeded, stratified
+    # `select_share` of the training set, held out from training; validation stays unseen).
+    select: Literal["val", "train_split"]
+    select_share: float
 
     def __post_init__(self):
         if self.epochs < 0:
@@ -27,6 +32,8 @@ class StageConfig:
             raise ValueError("lr_step must be >= 1")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
+        if not 0 < self.select_share < 1:
+            raise ValueError("select_share must be between 0 and 1")
 
 
 @dataclass(frozen=True)

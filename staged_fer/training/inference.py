@@ -49,11 +49,14 @@ def load_checkpoint(path: str | Path, models_cfg, device: str | torch.device
     (params.yaml's ``models``) and its weights loaded; the input size the checkpoint was trained
     with must be the one ``models_cfg`` gives now.
     """
-    from ..models import build_model, input_spec
+    from ..models import MODEL_NAMES, build_model, input_spec
 
     path = Path(path)
     ckpt = read_checkpoint(path)
     name = ckpt["model"]
+    if name not in MODEL_NAMES:
+        raise PipelineError(f"{path}: holds model {name!r}, which is not registered "
+                            f"(registered: {', '.join(MODEL_NAMES)})")
     try:
         spec = input_spec(name, models_cfg)
         model = build_model(name, models_cfg, num_classes=NUM_CLASSES, pretrained=False)

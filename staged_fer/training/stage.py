@@ -20,7 +20,7 @@ from typing import Any, Literal, Mapping
 import torch
 
 from ..config import load_params, read_seed, section
-from ..data.splits import load_split
+from ..data.splits import hold_out, load_split
 from ..errors import PipelineError
 from ..io import atomic_path
 from ..labels import NUM_CLASSES
@@ -28,7 +28,7 @@ from .config import InputConfig, StageConfig, TrainConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
 from .inference import read_checkpoint
 from .live import LiveLog
-from .loop import BatchTooLarge, FitResult, Trainer
+from .loop import BatchTooLarge, FitResult, Trainer, derive_seed
 from .resume import ResumeStore, run_key
 
 StageName = Literal["stage1", "stage2"]
@@ -47,15 +47,13 @@ class StageParams:
 
 
 def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
-    from ..models import MODEL_NAMES, ModelsConfig
+    from ..models import ModelsConfig, entry
 
     params = load_params(path)
     for key in SHARED_SECTIONS + (stage,):
         if key not in params:
             raise PipelineError(f"{path}: missing key `{key}`")
-    seed, model = read_seed(params), params["model"]
-    if model not in MODEL_NAMES:
-        raise PipelineError(f"{path}: `model` is {model!r}; expected one of: {', '.join(MODEL_NAMES)}")
+    seed, model = read_seed(params), entry(params["model"]).name
     return StageParams(
         raw={k: params[k] for k in SHARED_SECTIONS + (stage,)}, seed=seed, model=model,
         models=section(params, "models", ModelsConfig), input=section(params, "input", InputConfig),
@@ -69,10 +67,12 @@ def resume_root(params_path: str | Path, stage: StageName) -> Path:
 
 def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
                      params: dict[str, Any], epoch: int, best_val_acc: float | None,
-                     history: list[dict[str, float]], synthetic: bool, scheme: str) -> None:
+                     history: list[dict[str, float]], synthetic: bool, scheme: str,
+                     selected_on: list[str] | None = None) -> None:
+    """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made)."""
     ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
             "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
-            "scheme": scheme}
+            "scheme": scheme, "selected_on": selected_on}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 
@@ -148,11 +148,15 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
             state = init["state_dict"]
         if ctx.main:
             write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
-                             best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme)
+                             best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme,
+                             selected_on=None if init is None else init.get("selected_on"))
             LiveLog(live_dir, synthetic).finish(0, None)
         barrier(ctx)
         return
 
+    if p.stage.select == "train_split":
+        split = hold_out(split, p.stage.select_share, derive_seed(p.seed, "select", stage))
+    selected_on = [b.name for b in split.val] if p.stage.keep == "best" else None
     torch.manual_seed(p.seed)
     model = build_model(p.model, p.models, num_classes=NUM_CLASSES, pretrained=init is None)
     if init is not None:
@@ -180,7 +184,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     if ctx.main:
         write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
                          epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
-                         synthetic=synthetic, scheme=split.scheme)
+                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on)
         live.finish(result.epoch, result.best_val_acc)
         store.clear()
     barrier(ctx)

@@ -1,0 +1,48 @@
+"""torchvision's ResNet-18 (He et al., CVPR 2016) and its ImageNet weights: beyond the paper.
+
+A residual network with batch normalisation, 11.2M parameters (AlexNet has 61.1M): the first
+network people try after the paper's two. Its convolutions have no bias (each feeds a batch
+norm); the head is ``fc``. It runs at any crop of at least 32 px (layer4 then 1x1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from torchvision.models import ResNet18_Weights, resnet18
+
+from . import torchvision_weights
+from .config import Weights, check_input_size
+from .entry import ModelEntry
+from .init import he_init
+from .input_spec import InputSpec
+
+WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
+MIN_INPUT_SIZE = 32   # the total stride: layer4 at least 1x1
+
+
+@dataclass(frozen=True)
+class ResNet18Config:
+    weights: Weights
+    input_size: int
+
+    def __post_init__(self) -> None:
+        check_input_size(self.input_size, "resnet18", MIN_INPUT_SIZE)
+
+
+def input_spec(cfg: ResNet18Config) -> InputSpec:
+    return torchvision_weights.imagenet_input_spec(WEIGHTS, cfg.input_size)
+
+
+def build(cfg: ResNet18Config, num_classes: int, imagenet: bool) -> nn.Module:
+    model = resnet18()
+    if imagenet:
+        model.load_state_dict(torchvision_weights.state_dict(WEIGHTS, "resnet18"))
+    else:
+        he_init(model)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+ENTRY = ModelEntry(name="resnet18", title="ResNet-18", in_paper=False, config=ResNet18Config, build=build,
+                   input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)
