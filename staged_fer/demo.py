@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,13 +35,15 @@ PREFIX = "demo-"
 # ImageNet ones need a download) and 64-pixel inputs (AlexNet's smallest) keep both networks
 # within a few minutes on two CPU cores. The schedule is what makes the result the same on
 # every machine (benchmarks/bench_demo_stability.py checks it with 1 and 2 threads, 3 seeds):
-# - lr 0.01 at batch 32. From scratch, without batch norm, AlexNet at 0.02 / batch 64 (8x
-#   Caffe's from-scratch 0.01 / 256 per sample) sits at the majority class for epochs, then
-#   lurches into whatever a few large steps reach: the thread count's different rounding sent
-#   it to 0.34 on one machine and 0.70 on another.
-# - the last epochs of each stage at lr / 10: small final steps settle every run in the same
-#   basin whatever its path, and `keep: best` then picks among settled epochs.
-# - class weights: FER's disgust is rare (6%), and an unweighted loss never predicts it.
+# - lr 0.005 at batch 32. At 64 px both networks' pool5 map is 1x1, and the adaptive pooling
+#   before fc6 copies it 36 times, so fc6's 36 copies of each weight get the same gradient and
+#   move together: fc6 learns 36x faster than the lr says. At the earlier 0.02 / batch 64 that
+#   is an effective 0.72; without batch norm the network sat at the majority class, then
+#   lurched wherever a few huge fc6 steps led, and the rounding of another thread count sent
+#   it to 0.34 on one machine and 0.70 on another. Half the per-sample rate keeps fc6 stable.
+# - the last epochs of each stage at lr / 10, and `keep: best`: small final steps settle a
+#   run, and the kept epoch is a settled one.
+# - class weights: FER's disgust is rare (6%), and an unweighted loss learns to skip it.
 OVERRIDES: tuple[str, ...] = (
     "fer.source=synthetic",
     "emotiw.source=synthetic",
@@ -158,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra params override, applied after the demo's")
     args = ap.parse_args(argv)
+    # A plain SIGTERM would end Python without running the cleanup of the temporary checkout.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     repo = Path(git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
     if subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo,
                       capture_output=True).returncode != 0:
