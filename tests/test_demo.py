@@ -30,6 +30,28 @@ def test_overrides_name_real_params_and_put_the_model_and_extras_last():
     assert "models.vgg_m.weights=none" in demo.OVERRIDES
 
 
+def test_committed_checkout_holds_head_shares_the_cache_and_leaves_no_trace(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = DvcProject(repo)
+    env.run("git", "init", "-q", "-b", "main")
+    env.dvc("init", "-q")
+    (repo / "params.yaml").write_text("seed: 0\n")
+    env.run("git", "add", "-A")
+    env.run("git", "commit", "-q", "-m", "init")
+    (repo / "params.yaml").write_text("seed: 7\n")    # an uncommitted edit
+    status = env.run("git", "status", "--porcelain").stdout
+
+    with demo.committed_checkout(repo) as checkout:
+        assert (checkout / "params.yaml").read_text() == "seed: 0\n"
+        cache = env.run(str(demo._dvc_exe()), "cache", "dir").stdout.strip()
+        assert DvcProject(checkout).run(str(demo._dvc_exe()), "cache", "dir").stdout.strip() == cache
+    assert not checkout.exists()
+    assert env.run("git", "worktree", "list").stdout.count("\n") == 1
+    assert env.run("git", "status", "--porcelain").stdout == status
+    assert (repo / "params.yaml").read_text() == "seed: 7\n"
+
+
 def _exp_commit(project: DvcProject, name: str) -> str:
     refs = project.run("git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").stdout
     found = [sha for ref, sha in (line.split() for line in refs.splitlines()) if ref.endswith("/" + name)]
