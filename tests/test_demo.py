@@ -2,23 +2,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from staged_fer import demo
 from tests.dvc_project import TINY_PARAMS, DvcProject
+from tests.params_baseline import committed_text
 
 # On top of the demo's own overrides: one epoch per stage, so the whole pipeline runs in seconds.
 TINY_DEMO = ("stage1.epochs=1", "stage2.epochs=1", "evaluate.bootstrap=20")
 
 
 def test_overrides_name_real_params_and_put_the_model_and_extras_last():
-    committed = yaml.safe_load(subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=Path(__file__).parents[1],
-                                              capture_output=True, text=True, check=True).stdout)
+    committed = yaml.safe_load(committed_text("params.yaml"))
     for value in demo.OVERRIDES:
         node = committed
         *parents, last = value.split("=", 1)[0].split(".")
