@@ -193,7 +193,8 @@ def test_write_outputs(tmp_path):
     for key in keys:
         block = saved[key]
         assert set(block) == {"accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy",
-                              "macro_f1", "cost_accuracy", "n"}
+                              "macro_f1", "cost_accuracy", "n", "selected_here"}
+        assert block["selected_here"] is False   # these checkpoints record no selection
         assert scores["sets"][key] == {**block, "per_class": scores["sets"][key]["per_class"], "synthetic": True}
         assert sum(c["support"] for c in scores["sets"][key]["per_class"].values()) == block["n"]
         assert block["accuracy_ci95_low"] <= block["accuracy"] <= block["accuracy_ci95_high"]

@@ -298,7 +298,7 @@ def test_stage_with_ferplus_labels(tmp_path, rows, capsys):
     assert rc == 0
     fer = load_npz(out / "fer2013.npz")
     assert fer["labels"].tolist() == [3] * 11 + [-1] and fer["usage"].tolist() == usage.tolist()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "reports" / "counts.json").read_text())
     assert metrics["labels"] == "ferplus" and metrics["ferplus"]["dropped"]["not_a_face"] == 1
     assert sum(metrics["classes"].values()) == 11 and metrics["classes"]["Happy"] == 11
 

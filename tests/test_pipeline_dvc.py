@@ -179,7 +179,7 @@ def test_metrics_show_lists_a_few_dozen_headline_figures(project):
     (workspace,) = json.loads(project.dvc("metrics", "show", "--json").stdout).values()
     for block in workspace["data"].values():
         figures += len(flatten(block["data"]))
-    assert 30 <= figures <= 42, figures
+    assert 30 <= figures <= 46, figures   # ~40: 4 scored sets x 8, align rates, training
     assert "per_class" not in shown and "counts" not in shown
 
 
