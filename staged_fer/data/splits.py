@@ -11,6 +11,11 @@ Stage 2:
 
 Faces keep their native resolution (FER 48x48, EmotiW 256x256) in "banks"; the training input
 path upsamples each crop on the fly, which is cheaper than storing 256x256 copies of FER.
+
+A split also carries the `align` record of emotiw.npz (staged_fer/faces/record.py) when its
+model will meet aligned faces: when it trains on EmotiW faces, and for scheme ``none``, whose
+pass-through model is the one scored on them. A FER-only split carries none, so a change of
+the align params never rewrites it (and never retrains a FER-only stage 1).
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ class Split:
     train: tuple[Bank, ...]
     val: tuple[Bank, ...]
     synthetic: bool       # any of its faces come from a synthetic source
+    align: str = ""       # JSON record of the align params of its EmotiW faces; "" when none apply
 
     @property
     def empty(self) -> bool:
@@ -66,10 +72,14 @@ def _is_synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
+def _align_record(emotiw: dict) -> str:
+    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older emotiw.npz files
+
+
 def build_split(scheme: str, fer: dict, emotiw: dict) -> Split:
     """Assemble one scheme from the decoded FER and aligned EmotiW arrays."""
     if scheme == "none":
-        return Split("none", (), (), False)
+        return Split("none", (), (), False, _align_record(emotiw))
     if scheme == "fer28":
         train, val, used = (fer_bank(fer, ("Training",)),), (fer_bank(fer, ("PublicTest",)),), [fer]
     elif scheme == "fer32":
@@ -86,7 +96,8 @@ def build_split(scheme: str, fer: dict, emotiw: dict) -> Split:
     for bank in train + val:
         if len(bank) == 0:
             raise PipelineError(f"data scheme {scheme!r}: {bank.name} has no labelled faces")
-    return Split(scheme, train, val, any(_is_synthetic(d) for d in used))
+    return Split(scheme, train, val, any(_is_synthetic(d) for d in used),
+                 _align_record(emotiw) if any(d is emotiw for d in used) else "")
 
 
 def save_split(path: str | Path, split: Split) -> None:
@@ -94,6 +105,8 @@ def save_split(path: str | Path, split: Split) -> None:
         "scheme": np.array(split.scheme),
         "synthetic": np.array(split.synthetic),
     }
+    if split.align:
+        arrays["align"] = np.array(split.align)
     for part in ("train", "val"):
         banks = getattr(split, part)
         arrays[f"{part}_names"] = np.array([b.name for b in banks], dtype=str)
@@ -113,4 +126,5 @@ def load_split(path: str | Path) -> Split:
         names = [str(n) for n in data[f"{part}_names"]]
         parts[part] = tuple(Bank(name, data[f"{part}_{i}_images"], data[f"{part}_{i}_labels"])
                             for i, name in enumerate(names))
-    return Split(str(data["scheme"]), parts["train"], parts["val"], bool(data["synthetic"]))
+    return Split(str(data["scheme"]), parts["train"], parts["val"], bool(data["synthetic"]),
+                 str(data["align"]) if "align" in data else "")
