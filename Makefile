@@ -18,7 +18,7 @@ DEMO_PARAMS := \
 # The columns of `dvc exp show` worth a glance after the demo.
 SHOW_COLUMNS := 'Experiment|Created|stage[12]\.data|fer_public_test\.accuracy$$|emotiw_val\.accuracy$$|emotiw_val_stage1\.accuracy$$'
 
-.PHONY: setup demo test test-all test-gpu grid report bench clean-venv
+.PHONY: setup demo test test-all test-gpu grid report bench predict clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -52,6 +52,14 @@ grid: $(STAMP)
 
 report: $(STAMP)
 	python -m staged_fer.evaluation.report --out reports/grid
+
+# Classify the faces in photos, folders and videos with the trained model (see the README's
+# "Use the model"): make predict INPUT="photos/ clip.mp4" [ANNOTATE=annotated] [PREDICT_ARGS="--fps 5"]
+MODEL := models/stage2.pt
+OUT := predictions.csv
+predict: $(STAMP)
+	@test -n "$(INPUT)" || { echo 'make predict needs INPUT="photo.jpg folder/ video.mp4"'; exit 1; }
+	python -m staged_fer.predict $(INPUT) --model $(MODEL) --out $(OUT) $(if $(ANNOTATE),--annotate $(ANNOTATE)) $(PREDICT_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
