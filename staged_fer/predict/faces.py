@@ -16,7 +16,7 @@ from __future__ import annotations
 import multiprocessing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -115,7 +115,13 @@ class Analyser:
             self.pool.terminate() if exc[0] is not None else self.pool.close()
             self.pool.join()
 
-    def map(self, jobs: Sequence[Job]) -> Iterator[Analysed]:
+    def submit(self, jobs: Sequence[Job]) -> Callable[[], list[Analysed]]:
+        """Start analysing ``jobs``; the returned call waits for their results, in order.
+
+        With worker processes the work proceeds while the caller classifies the previous
+        chunk; in this process it runs when the results are asked for.
+        """
         if self.pool is None:
-            return map(self.local, jobs)
-        return self.pool.imap(_work, jobs, chunksize=max(1, len(jobs) // (4 * self.n)))
+            return lambda: [self.local(job) for job in jobs]
+        pending = self.pool.map_async(_work, jobs, chunksize=max(1, len(jobs) // (4 * self.n)))
+        return pending.get

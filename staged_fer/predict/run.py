@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -166,9 +166,10 @@ def predict(sources: Sequence[Source], classifier: Classifier, analyser: Analyse
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        for chunk in _chunks(_jobs(sources, fps), chunk_size):
+
+        def finish(chunk: list[_Pending], results: Callable[[], list[Analysed]]) -> None:
             readable = [p for p in chunk if not p.unreadable]
-            for p, res in zip(readable, analyser.map([p.job for p in readable])):
+            for p, res in zip(readable, results()):
                 p.result = res
             faces = [f.face for p in readable for f in p.result.faces if is_aligned(f)]
             proba = classifier.predict(np.stack(faces), batch_size) if faces else np.empty((0, len(EMOTIONS)))
@@ -191,6 +192,17 @@ def predict(sources: Sequence[Source], classifier: Classifier, analyser: Analyse
                     bar.update(1)
             counts.seconds = time.perf_counter() - start
             bar.set_postfix({"faces/s": round(counts.faces / max(counts.seconds, 1e-9), 1)})
+
+        # One chunk ahead: the workers find the faces of the next chunk while this process
+        # classifies and writes the previous one.
+        previous = None
+        for chunk in _chunks(_jobs(sources, fps), chunk_size):
+            started = analyser.submit([p.job for p in chunk if not p.unreadable])
+            if previous is not None:
+                finish(*previous)
+            previous = (chunk, started)
+        if previous is not None:
+            finish(*previous)
     bar.close()
     counts.seconds = time.perf_counter() - start
     return counts
