@@ -162,7 +162,8 @@ def predict(sources: Sequence[Source], classifier: Classifier, analyser: Analyse
                postfix={"faces/s": 0.0})
     total_frames = sum(video_frame_count(s.path) for s in sources if s.kind == "video")
     if total_frames:
-        bar.write(f"{sum(s.kind == 'video' for s in sources)} video(s), {total_frames} frames, sampled at {fps:g}/s")
+        bar.write(f"{sum(s.kind == 'video' for s in sources)} video(s), {total_frames} frames, sampled at {fps:g}/s",
+                  file=sys.stderr)
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
