@@ -89,17 +89,19 @@ def main() -> None:
                          align=align_record(cfg))
         classifier = load_classifier(ckpt, torch.device("cpu"), {"workers": args.workers})
         print(f"{what}; dlib landmarks, {worker_count(args.workers)} worker process(es), "
-              f"{torch.get_num_threads()} torch threads, AlexNet at 227 px on the CPU")
+              f"{torch.get_num_threads()} torch threads, AlexNet at 227 px on the CPU", flush=True)
         align_times, predict_times = [], []
         for r in range(args.rounds):
             start = time.perf_counter()
             results = align_all(tasks, folder, cfg)
             align_times.append(time.perf_counter() - start)
+            print(f"  round {r + 1}: aligner {align_times[-1]:.2f} s", flush=True)
             start = time.perf_counter()
             with Analyser(classifier.align) as analyser:
                 counts = predict(sources, classifier, analyser, scratch / f"p{r}.csv", fps=2.0, batch_size=64,
                                  progress=False)
             predict_times.append(time.perf_counter() - start)
+            print(f"  round {r + 1}: predict {predict_times[-1]:.2f} s", flush=True)
         aligned = sum(x.outcome == ALIGNED for x in results)
         a, t = min(align_times), min(predict_times)
         print(f"align_emotiw's aligner: {a:6.2f} s ({len(tasks) / a:5.1f} photos/s; {aligned} aligned)  "
