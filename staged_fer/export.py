@@ -25,7 +25,9 @@ import argparse
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -37,6 +39,13 @@ from .labels import EMOTIONS, NUM_CLASSES
 
 FORMAT = "staged_fer-onnx-1"
 OPSET = 18
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """params.yaml's `export` section. No stage reads it: dvc.yaml makes one optional export
+    stage per checkpoint listed here, so the default (none) adds nothing to `dvc repro`."""
+    onnx: tuple[Literal["stage1", "stage2"], ...]
 
 
 class FacesToProbabilities(nn.Module):
