@@ -26,8 +26,9 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import cv2
 import numpy as np
 import torch
+import yaml
 
-from staged_fer.faces.config import AlignConfig, DetectorConfig
+from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
@@ -72,9 +73,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="processes for both (0 = one per core)")
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
-    cfg = AlignConfig("dlib", 0.3, "eye_centres", 256,
-                      DetectorConfig(scale_factor=1.1, min_neighbors=4, min_size=24, max_side=1024),
-                      workers=args.workers)
+    # The shipped align params, with the offline landmarks.
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["align"]
+    cfg = parse(AlignConfig, {**shipped, "landmarks": "dlib", "workers": args.workers}, "align")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         folder, what = photos(args.photos, scratch)

@@ -22,8 +22,8 @@ def test_record_leaves_out_how_the_aligner_runs_and_round_trips():
 
 
 def test_a_record_that_no_longer_fits_is_one_line_naming_the_file():
-    record = {**align_record(align_config()), "pad": 0.35}
-    with pytest.raises(PipelineError, match=r"^m\.pt: the recorded align params do not fit .*`align\.pad`"):
+    record = {**align_record(align_config()), "shear": 0.35}
+    with pytest.raises(PipelineError, match=r"^m\.pt: the recorded align params do not fit .*`align\.shear`"):
         align_config_from_record(record, "m.pt", workers=1)
 
 

@@ -1,12 +1,12 @@
 """Every face of one photo or frame, prepared exactly as `align_emotiw` prepares a photo.
 
 The steps are the face pipeline's own (staged_fer/faces/pipeline.py): the photo is decoded by
-``read_gray``, the faces are found by ``FaceDetector.detect`` and each is landmarked, tested
-and aligned by ``finish_one``, the function that decides for the training photos. Only the
-loop differs: the stage keeps one face per photo (its subject), predict keeps each face found.
-A face is handed to ``finish_one`` as a photo of one candidate under the training rule, where
-a face that fails the fit test is dropped, never replaced by the fallback crop: predict lists
-it as rejected, with the pipeline's reason, and does not classify it.
+``read_gray``, the faces are found by ``detect_gray`` and each is landmarked, tested (fit and
+geometry) and aligned by ``_fit``, the test the stage applies to each candidate. Only the loop
+differs: the stage keeps one face per photo (its subject), predict keeps each face found. When
+no detection passes, the stage's whole search (``finish_one``: the padded copy, the whole
+photo) runs under the training rule, where a face that fails is dropped, never replaced by the
+fallback crop: predict lists it as rejected, with the reason, and does not classify it.
 
 With dlib landmarks the photos are spread over worker processes like the stage's; with FAN
 everything runs in this process, where the network sits on the chosen device.
@@ -14,7 +14,7 @@ everything runs in this process, where the network sits on the chosen device.
 from __future__ import annotations
 
 import multiprocessing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,7 +25,8 @@ from ..faces.config import AlignConfig
 from ..faces.decode import Unreadable, read_gray, to_gray8
 from ..faces.detection import FaceDetector
 from ..faces.landmarks import DlibLandmarker, Landmarker
-from ..faces.pipeline import ALIGNED, Detected, ImageTask, Result, finish_one, worker_count
+from ..faces import pipeline as fp
+from ..faces.pipeline import ALIGNED, DROPPED, ImageTask, Result, worker_count
 from ..labels import UNLABELED
 
 ALIGNED_FACE, REJECTED_FACE = "aligned", "rejected"
@@ -63,15 +64,36 @@ class FaceFinder:
             out.unreadable = str(exc)
             return out
         out.shape = gray.shape
-        det = Detected(ImageTask(job.name, "Train", UNLABELED), gray, self.detector.detect(gray))
-        if not det.detections:
-            out.no_face = finish_one(det, self.landmarker, self.cfg).reason
-            return out
-        for cand in det.detections:
-            result = finish_one(replace(det, detections=[cand]), self.landmarker, self.cfg)
+        task = ImageTask(job.name, "Train", UNLABELED)
+        det, scene = fp.detect_gray(task, gray, self.detector)
+        if det.detections:
+            attempt = fp.ATTEMPTS[det.attempt]
+            for cand in det.detections:
+                rejected: list = []
+                result = fp._fit(scene, [cand], attempt, self.landmarker, self.cfg, task, rejected)
+                out.faces.append(result if result is not None else _rejected(task, cand, attempt, rejected,
+                                                                             self.cfg, gray.shape))
+        if not any(is_aligned(f) for f in out.faces):
+            # The stage's whole search (padded copy, whole photo) for a face no detection gave.
+            result = fp.finish_one(det, self.landmarker, self.cfg, self.detector, scene)
             result.thumb = None          # the stage's failure sheet needs it; predict does not
-            out.faces.append(result)
+            if is_aligned(result):
+                out.faces.append(result)
+            elif not out.faces:
+                out.no_face = result.reason
         return out
+
+
+def _rejected(task: ImageTask, cand, attempt: str, rejected: list, cfg: AlignConfig, shape) -> Result:
+    """A detection whose landmarks fail the stage's tests, with the reason the stage would log."""
+    rej = rejected[0] if rejected else None
+    if rej is None:
+        reason = "degenerate landmarks (coinciding eyes)"
+    elif rej.why:
+        reason = f"landmark fit {rej.fit:.3f} is not a plausible face: {rej.why}"
+    else:
+        reason = f"landmark fit {rej.fit:.3f} below align.min_fit {cfg.min_fit}"
+    return Result(task, DROPPED, reason, cand.name, cand.box, rej.fit if rej else None, shape=shape, attempt=attempt)
 
 
 def is_aligned(result: Result) -> bool:
