@@ -53,7 +53,7 @@ class Analysed:
 class FaceFinder:
     def __init__(self, cfg: AlignConfig, landmarker: Landmarker):
         self.cfg = cfg
-        self.detector = FaceDetector(cfg.detector)
+        self.detector = FaceDetector(cfg.detector, cfg.pad)
         self.landmarker = landmarker
 
     def __call__(self, job: Job) -> Analysed:
