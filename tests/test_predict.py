@@ -91,9 +91,6 @@ def test_every_face_is_found_aligned_and_classified(predicted):
         assert p.sum() == pytest.approx(1.0, abs=1e-5) and (p >= 0).all()
         assert r["predicted"] == EMOTIONS[int(p.argmax())]
         assert float(r["fit"]) >= 0.3 and r["detector"] and float(r["box_w"]) > 24
-    # The video's face moves right by 4 px a frame, 8 px between samples: the boxes follow it.
-    xs = [float(r["box_x"]) for r in video]
-    assert np.diff(xs) == pytest.approx([8, 8, 8], abs=4)
 
 
 def test_bad_inputs_are_listed_with_their_reason(predicted):
@@ -135,7 +132,7 @@ def test_outputs_are_refused_unless_overwrite_and_align_comes_from_the_checkpoin
     out, copy = tmp_path / "predictions.csv", tmp_path / "annotated"
     shutil.copy(root / "out" / "predictions.csv", out)
     shutil.copytree(notes, copy)
-    strict = write_small_checkpoint(tmp_path / "strict.pt", small_weights, align=align_record_dlib(min_fit=1.0))
+    strict = write_small_checkpoint(tmp_path / "strict.pt", small_weights, align=align_record_dlib(min_fit=1.0, confident_fit=1.0))
     run = [str(root / "astronaut.jpg"), "--model", str(strict), "--out", str(out), "--annotate", str(copy),
            "--device", "cpu", "--workers", "1", "--quiet"]
     before = out.read_bytes()

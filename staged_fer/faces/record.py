@@ -38,8 +38,11 @@ def align_config_from_record(record: Mapping[str, Any], where: str, **runtime: A
     """
     if not isinstance(record, Mapping):
         raise PipelineError(f"{where}: the recorded align params are not a mapping")
-    fields = {f.name for f in dataclasses.fields(AlignConfig)}
-    values = {**record, **{k: v for k, v in runtime.items() if k in fields}}
+    fields = {f.name: f for f in dataclasses.fields(AlignConfig)}
+    # Runtime knobs the caller leaves out take the field's default where it has one.
+    defaults = {k: fields[k].default for k in RUNTIME_KEYS
+                if k in fields and fields[k].default is not dataclasses.MISSING}
+    values = {**record, **defaults, **{k: v for k, v in runtime.items() if k in fields}}
     try:
         return parse(AlignConfig, values, "align")
     except PipelineError as exc:
