@@ -132,7 +132,7 @@ def test_outputs_are_refused_unless_overwrite_and_align_comes_from_the_checkpoin
     out, copy = tmp_path / "predictions.csv", tmp_path / "annotated"
     shutil.copy(root / "out" / "predictions.csv", out)
     shutil.copytree(notes, copy)
-    strict = write_small_checkpoint(tmp_path / "strict.pt", small_weights, align=align_record_dlib(min_fit=1.0, confident_fit=1.0))
+    strict = write_small_checkpoint(tmp_path / "strict.pt", small_weights, align=align_record_dlib(min_fit=1.0, confident_fit=1.0, whole_photo_min_fit=1.0))
     run = [str(root / "astronaut.jpg"), "--model", str(strict), "--out", str(out), "--annotate", str(copy),
            "--device", "cpu", "--workers", "1", "--quiet"]
     before = out.read_bytes()
