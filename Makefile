@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
 PLOTS_TEMPLATE := .dvc/plots/template.html
 
-.PHONY: setup deps demo test test-all test-gpu grid report bench clean-venv
+.PHONY: setup deps demo test test-all test-gpu grid report bench predict clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -54,6 +54,14 @@ grid: $(STAMP)
 
 report: $(STAMP)
 	python -m staged_fer.evaluation.report --out reports/grid
+
+# Classify the faces in photos, folders and videos with the trained model (see the README's
+# "Use the model"): make predict INPUT="photos/ clip.mp4" [ANNOTATE=annotated] [PREDICT_ARGS="--fps 5"]
+MODEL := models/stage2.pt
+OUT := predictions.csv
+predict: $(STAMP)
+	@test -n "$(INPUT)" || { echo 'make predict needs INPUT="photo.jpg folder/ video.mp4"'; exit 1; }
+	python -m staged_fer.predict $(INPUT) --model $(MODEL) --out $(OUT) $(if $(ANNOTATE),--annotate $(ANNOTATE)) $(PREDICT_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done

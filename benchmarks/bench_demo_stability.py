@@ -91,7 +91,7 @@ def build_data(work: Path, params: dict) -> Path:
     d = str(data)
     cpu = stage("download_fer.py", path, log, None, "--out", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json")
     cpu += stage("decode_fer.py", path, log, None, "--csv", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json",
-          "--out", f"{d}/fer2013.npz", "--reports", f"{d}/reports_fer", "--metrics", f"{d}/fer_decode.json")
+          "--out", f"{d}/fer2013.npz", "--reports", f"{d}/reports_fer")
     cpu += stage("align_emotiw.py", path, log, None, "--out", f"{d}/emotiw.npz", "--log", f"{d}/emotiw_log.csv",
           "--reports", f"{d}/reports_emotiw", "--metrics", f"{d}/align.json")
     cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw.npz",

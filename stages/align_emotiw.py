@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -22,6 +24,7 @@ from staged_fer.errors import PipelineError
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.outputs import LOG_COLUMNS, face_arrays, headline, log_rows, metrics, write_reports
 from staged_fer.faces.pipeline import align_all, worker_count
+from staged_fer.faces.record import align_record_json
 from staged_fer.io import save_npz, write_csv, write_json
 
 
@@ -89,6 +92,7 @@ def main(argv=None) -> None:
     synthetic = emotiw.source == "synthetic"
 
     arrays = face_arrays(results, align.size, "synthetic" if synthetic else "dir")
+    arrays["align"] = np.array(align_record_json(align))   # travels into the splits and checkpoints
     summary = {**metrics(results, synthetic, align.landmarks, scan.empty), "skipped_classes": scan.skipped}
     save_npz(args.out, **arrays)
     write_csv(args.log, LOG_COLUMNS, log_rows(results))

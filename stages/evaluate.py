@@ -3,7 +3,8 @@
 Writes metrics/eval.json (the headline figures of each scored set, see
 staged_fer/evaluation/scoring.py), per-sample confusion rows for `dvc plots` under --plots,
 and under --reports scores.json (every figure, per-class tables included), the predictions
-CSVs, Figure-4-style confusion PNGs and a Markdown summary.
+CSVs, Figure-4-style confusion PNGs and a Markdown summary; with --card, the model card
+(staged_fer/evaluation/model_card.py).
 """
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ def main(argv=None) -> None:
     p.add_argument("--metrics", required=True, help="metrics JSON to write")
     p.add_argument("--plots", required=True, help="folder of per-sample confusion rows for `dvc plots`")
     p.add_argument("--reports", required=True, help="folder of predictions CSVs, figures and a summary")
+    p.add_argument("--card", help="model card to write (Markdown), linking the figures under --reports")
     args = p.parse_args(argv)
 
     params = load_params(args.params)
@@ -48,6 +50,11 @@ def main(argv=None) -> None:
     scored = score(sets, predictor, predictor.synthetic)
     write_outputs(scored, cfg, seed, predictor.info(), metrics_path=args.metrics,
                   plots_dir=args.plots, reports_dir=args.reports)
+    if args.card:
+        from staged_fer.evaluation.model_card import write_model_card
+        runs = {role: {k: v for k, v in ckpt.items() if k != "state_dict"}
+                for role, (_, _, ckpt) in predictor.models.items()}
+        write_model_card(args.card, scored, cfg, seed, runs, args.reports)
 
 
 if __name__ == "__main__":

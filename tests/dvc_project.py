@@ -56,6 +56,7 @@ def output_folders(dvc_yaml: Path) -> set[str]:
     names = {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
     folders = set()
     for stage in spec["stages"].values():
+        stage = stage.get("do", stage)   # a `foreach` stage keeps its outputs under `do`
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []):
                 path = next(iter(entry)) if isinstance(entry, dict) else entry

@@ -48,7 +48,10 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     assert _run(params_path, out) == 0
 
     npz = load_npz(out / "emotiw.npz")
-    assert set(npz) == {"images", "labels", "split", "paths", "outcome", "source"}
+    assert set(npz) == {"images", "labels", "split", "paths", "outcome", "source", "align"}
+    # The align params travel with the faces (into the splits and checkpoints), without `workers`/`device`.
+    params = yaml.safe_load(params_path.read_text())["align"]
+    assert json.loads(str(npz["align"])) == {k: v for k, v in params.items() if k not in ("workers", "device")}
     assert npz["images"].dtype == np.uint8 and npz["images"].shape[1:] == (256, 256)
     assert npz["labels"].dtype == np.int64 and str(npz["source"]) == "dir"
     kept = sorted(p for p, (o, _, _) in expected.items() if o == "aligned" or o == "fallback")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.dvc_project import ROOT
+from tests.params_baseline import baseline_params
 from tools.code_deps import DepsError, ImportGraph, compare, derived_deps, write
 
 
@@ -20,23 +21,35 @@ def test_dvc_yaml_code_deps_are_the_import_closure_of_each_script():
     assert problems == [], "dvc.yaml's code deps differ from the imports (run `make deps`):\n" + "\n".join(problems)
 
 
-def test_editing_any_library_file_flags_exactly_the_stages_that_import_it():
+def test_editing_any_library_file_flags_exactly_the_stages_that_import_it(tmp_path):
     """What DVC itself makes of dvc.yaml (its own path resolution, directories included): for
     every Python file of the project, the stages whose deps cover it are the stages whose
-    script imports it, so an edit leaves no importer "up to date" and reruns no other stage."""
+    script imports it, so an edit leaves no importer "up to date" and reruns no other stage.
+
+    DVC reads dvc.yaml in a scratch repository with the committed params.yaml and every optional
+    stage switched on, so neither the working params nor `export.onnx: []` hide a stage."""
+    import yaml
     from dvc.repo import Repo
 
     importers: dict[str, set[str]] = {}
     for stage, files in derived_deps(ROOT / "dvc.yaml").items():
         for f in files:
             importers.setdefault(f, set()).add(stage)
-    with Repo(str(ROOT)) as repo:
-        deps = {s.name: [Path(d.fs_path) for d in s.deps] for s in repo.index.stages}
+    params = baseline_params()
+    params["export"]["onnx"] = ["stage1", "stage2"]
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    Repo.init(str(tmp_path), no_scm=True).close()
+    deps: dict[str, list[Path]] = {}
+    with Repo(str(tmp_path)) as repo:
+        for s in repo.index.stages:   # a foreach stage's instances (export@stage1, ...) as one
+            deps.setdefault(s.name.split("@")[0], []).extend(Path(d.fs_path) for d in s.deps)
     assert set(deps) == {s for names in importers.values() for s in names}
     wrong = []
     for path in sorted(p for d in ("staged_fer", "stages") for p in (ROOT / d).rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        covering = {name for name, paths in deps.items() if any(path == d or d in path.parents for d in paths)}
+        there = tmp_path / rel
+        covering = {name for name, paths in deps.items() if any(there == d or d in there.parents for d in paths)}
         if covering != importers.get(rel, set()):
             wrong.append(f"{rel}: flags {sorted(covering)}, imported by {sorted(importers.get(rel, set()))}")
     assert wrong == []

@@ -64,6 +64,7 @@ def test_repro_runs_every_stage(project):
     metrics = json.loads((project.path / "metrics" / "eval.json").read_text())
     assert metrics["synthetic"] is True
     assert (project.path / "dvc.lock").is_file()
+    assert "**Synthetic data.**" in (project.path / "reports" / "model_card.md").read_text()
 
 
 def test_every_file_a_stage_imported_while_running_is_one_of_its_deps(project):

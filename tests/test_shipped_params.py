@@ -9,6 +9,7 @@ from staged_fer.data.fer_decode import DecodeConfig
 from staged_fer.data.fer_source import FerConfig
 from staged_fer.data.splits import SchemeConfig, read_schemes, scheme_choice
 from staged_fer.evaluation.metrics import EvaluateConfig
+from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
 from staged_fer.models import MODEL_NAMES, ModelsConfig
 from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
@@ -16,7 +17,7 @@ from tests.params_baseline import baseline_params
 
 SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "align": AlignConfig,
             "stage1": StageConfig, "stage2": StageConfig, "models": ModelsConfig, "input": InputConfig,
-            "train": TrainConfig, "evaluate": EvaluateConfig}
+            "train": TrainConfig, "evaluate": EvaluateConfig, "export": ExportConfig}
 
 
 def test_every_section_parses_and_nothing_else_is_there():
@@ -58,3 +59,4 @@ def test_defaults_are_the_papers_configuration():
     assert emotiw.source == "dir" and emotiw.labels is None and emotiw.splits.Val == "Val"
     evaluate = section(params, "evaluate", EvaluateConfig)
     assert evaluate.bootstrap >= 100 and evaluate.cost.similar
+    assert section(params, "export", ExportConfig).onnx == ()     # the optional export stage is off

@@ -244,13 +244,18 @@ def folded(root: Path, files: list[str]) -> list[str]:
     return out
 
 
+def body(stage: dict) -> dict:
+    """What a stage runs and depends on: a `foreach` stage keeps it under `do`."""
+    return stage["do"] if "foreach" in stage else stage
+
+
 def derived_deps(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, list[str]]:
     """Per stage: its script, then the files it imports, sorted."""
     graph = ImportGraph(dvc_yaml.parent)
     stages = _yaml().load(dvc_yaml.read_text())["stages"]
     out = {}
     for name, stage in stages.items():
-        script = stage_script(name, stage["cmd"])
+        script = stage_script(name, body(stage)["cmd"])
         if not (dvc_yaml.parent / script).is_file():
             raise DepsError(f"dvc.yaml: stage {name}: script {script} not found")
         out[name] = [script] + sorted(graph.closure(script) - {script})
@@ -267,7 +272,7 @@ def compare(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     stages = _yaml().load(dvc_yaml.read_text())["stages"]
     problems = []
     for name, stage in stages.items():
-        listed = set().union(*(python_files(dvc_yaml.parent, _dep_path(d)) for d in stage.get("deps", [])
+        listed = set().union(*(python_files(dvc_yaml.parent, _dep_path(d)) for d in body(stage).get("deps", [])
                                if is_code_dep(_dep_path(d), dvc_yaml.parent)))
         for path in sorted(set(wanted[name]) - listed):
             problems.append(f"{name}: missing code dep {path} (its script imports it)")
@@ -283,6 +288,7 @@ def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> bool:
     doc = y.load(text)
     wanted = derived_deps(dvc_yaml)
     for name, stage in doc["stages"].items():
+        stage = body(stage)
         deps = stage.get("deps")
         if deps is None:
             from ruamel.yaml.comments import CommentedSeq

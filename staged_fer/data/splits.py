@@ -13,6 +13,11 @@ Sources register what they provide: FER-2013 its three usages (``fer.Training``,
 
 Faces keep their native resolution (FER 48x48, EmotiW 256x256) in "banks"; the training input
 path upsamples each crop on the fly, which is cheaper than storing 256x256 copies of FER.
+
+A split also carries the `align` record of emotiw.npz (staged_fer/faces/record.py) when its
+model will meet aligned faces: when it trains on EmotiW faces, and for scheme ``none``, whose
+pass-through model is the one scored on them. A FER-only split carries none, so a change of
+the align params never rewrites it (and never retrains a FER-only stage 1).
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class Split:
     train: tuple[Bank, ...]
     val: tuple[Bank, ...]
     synthetic: bool       # any of its faces come from a synthetic source
+    align: str = ""       # JSON record of the align params of its EmotiW faces; "" when none apply
 
     @property
     def empty(self) -> bool:
@@ -120,10 +126,14 @@ def _is_synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
+def _align_record(emotiw: dict) -> str:
+    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older emotiw.npz files
+
+
 def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]) -> Split:
     """Assemble scheme ``name`` (None for ``none``) from each source's arrays, keyed by source name."""
     if scheme is None:
-        return Split(NONE, (), (), False)
+        return Split(NONE, (), (), False, _align_record(data["emotiw"]))
     banks = {}
     for role in ("train", "val"):
         out = []
@@ -135,7 +145,8 @@ def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]
             out.append(bank)
         banks[role] = tuple(out)
     used = {part.split(".", 1)[0] for part in scheme.train + scheme.val}
-    return Split(name, banks["train"], banks["val"], any(_is_synthetic(data[s]) for s in used))
+    return Split(name, banks["train"], banks["val"], any(_is_synthetic(data[s]) for s in used),
+                 _align_record(data["emotiw"]) if "emotiw" in used else "")
 
 
 def hold_out(split: Split, share: float, seed: int) -> Split:
@@ -155,7 +166,7 @@ def hold_out(split: Split, share: float, seed: int) -> Split:
                                 f"a selection share of {share}")
         train.append(Bank(bank.name, bank.images[~chosen], bank.labels[~chosen]))
         held.append(Bank(f"{bank.name} (held out for selection)", bank.images[chosen], bank.labels[chosen]))
-    return Split(split.scheme, tuple(train), tuple(held), split.synthetic)
+    return Split(split.scheme, tuple(train), tuple(held), split.synthetic, split.align)
 
 
 def save_split(path: str | Path, split: Split) -> None:
@@ -163,6 +174,8 @@ def save_split(path: str | Path, split: Split) -> None:
         "scheme": np.array(split.scheme),
         "synthetic": np.array(split.synthetic),
     }
+    if split.align:
+        arrays["align"] = np.array(split.align)
     for part in ("train", "val"):
         banks = getattr(split, part)
         arrays[f"{part}_names"] = np.array([b.name for b in banks], dtype=str)
@@ -182,4 +195,5 @@ def load_split(path: str | Path) -> Split:
         names = [str(n) for n in data[f"{part}_names"]]
         parts[part] = tuple(Bank(name, data[f"{part}_{i}_images"], data[f"{part}_{i}_labels"])
                             for i, name in enumerate(names))
-    return Split(str(data["scheme"]), parts["train"], parts["val"], bool(data["synthetic"]))
+    return Split(str(data["scheme"]), parts["train"], parts["val"], bool(data["synthetic"]),
+                 str(data["align"]) if "align" in data else "")

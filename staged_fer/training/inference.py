@@ -32,7 +32,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unpickling error types
-        raise PipelineError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""   # torch's text runs to many lines
+        raise PipelineError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(ckpt, dict):
         raise PipelineError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]

@@ -7,10 +7,13 @@ the stage-1 weights unchanged as the final model.
 
 The checkpoint keeps the epoch with the best validation accuracy (the earlier one on ties) or,
 with ``keep: last``, the last epoch; ``epoch`` names the kept epoch and ``best_val_acc`` is the
-highest validation accuracy of any epoch.
+highest validation accuracy of any epoch. ``align`` is the record of the align params of the
+EmotiW faces the model was trained or scored on (staged_fer/faces/record.py), taken from the
+split or else from the stage-1 checkpoint; None for a model that never met aligned faces.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -68,11 +71,12 @@ def resume_root(params_path: str | Path, stage: StageName) -> Path:
 def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
                      params: dict[str, Any], epoch: int, best_val_acc: float | None,
                      history: list[dict[str, float]], synthetic: bool, scheme: str,
-                     selected_on: list[str] | None = None) -> None:
-    """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made)."""
+                     selected_on: list[str] | None = None, align: dict[str, Any] | None = None) -> None:
+    """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made);
+    ``align``: the align params of the faces the model is meant for (None: it met none)."""
     ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
             "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
-            "scheme": scheme, "selected_on": selected_on}
+            "scheme": scheme, "selected_on": selected_on, "align": align}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 
@@ -138,6 +142,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
             raise PipelineError(f"{init_path}: holds model {init['model']!r} but params.yaml `model` is "
                                 f"{p.model!r}; rerun train_stage1")
     synthetic = split.synthetic or bool(init is not None and init["synthetic"])
+    align = json.loads(split.align) if split.align else (init or {}).get("align")
 
     if split.empty:
         # Scheme "none": nothing to train; pass the starting weights through.
@@ -149,7 +154,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
         if ctx.main:
             write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
                              best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme,
-                             selected_on=None if init is None else init.get("selected_on"))
+                             selected_on=None if init is None else init.get("selected_on"), align=align)
             LiveLog(live_dir, synthetic).finish(0, None)
         barrier(ctx)
         return
@@ -184,7 +189,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     if ctx.main:
         write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
                          epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
-                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on)
+                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on, align=align)
         live.finish(result.epoch, result.best_val_acc)
         store.clear()
     barrier(ctx)

@@ -1,0 +1,64 @@
+"""A small, randomly initialised checkpoint in the format the training stages write.
+
+AlexNet at 64 px (its smallest input) with `models.alexnet.weights: none`, so nothing is ever
+downloaded; the run's `align` record says dlib landmarks, so faces are prepared offline.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from faces_samples import align_config
+from staged_fer.config import parse
+from staged_fer.faces.record import align_record
+from staged_fer.models import ModelsConfig, build_model
+from staged_fer.training.stage import write_checkpoint
+
+MODELS = {
+    "alexnet": {"weights": "none", "input_size": 64},
+    "vgg_m": {"weights": "none", "input_size": 64, "caffemodel_url": "http://127.0.0.1:9/x.caffemodel",
+              "caffemodel_md5": None},
+}
+PARAMS = {
+    "seed": 0, "model": "alexnet", "models": MODELS, "input": {"resize": 72, "flip": True},
+    "train": {"devices": 1, "device": "cpu", "deterministic": False, "bf16": False},
+    "stage2": {"data": "emotiw", "epochs": 1, "batch_size": 16, "lr": 0.005, "lr_step": 4, "momentum": 0.9,
+               "weight_decay": 0.0005, "keep": "best", "class_weights": False},
+}
+
+
+def align_record_dlib(**overrides) -> dict:
+    return align_record(dataclasses.replace(align_config(), **overrides))
+
+
+def small_state_dict(seed: int = 0) -> dict:
+    """Random AlexNet weights whose 7-way head is scaled up 40x: a freshly initialised head gives
+    near-uniform probabilities (top two within 2e-4), a trained one decisive ones, as these do."""
+    torch.manual_seed(seed)
+    state = build_model("alexnet", parse(ModelsConfig, MODELS, "models"), pretrained=False).state_dict()
+    state["classifier.6.weight"] = state["classifier.6.weight"] * 40
+    return state
+
+
+def write_small_checkpoint(path: Path, state_dict: dict, **fields) -> Path:
+    """A checkpoint of ``state_dict`` (an empty dict serves tests that fail before the weights)."""
+    values = dict(model="alexnet", state_dict=state_dict, params=PARAMS, epoch=1, best_val_acc=0.4,
+                  history=[{"epoch": 1, "val_acc": 0.4}], synthetic=True, scheme="emotiw",
+                  align=align_record_dlib())
+    values.update(fields)
+    write_checkpoint(path, **values)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_weights() -> dict:
+    """AlexNet's 57M random parameters, made once per test session (seconds on a busy CPU)."""
+    return small_state_dict()
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, small_weights) -> Path:
+    return write_small_checkpoint(tmp_path_factory.mktemp("checkpoint") / "stage2.pt", small_weights)

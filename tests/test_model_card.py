@@ -1,0 +1,65 @@
+"""The model card: built from scored sets and the checkpoints' run facts, without a model."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from model_samples import PARAMS, align_record_dlib
+from staged_fer.config import parse
+from staged_fer.evaluation.metrics import EvaluateConfig, classification_metrics, cost_matrix
+from staged_fer.evaluation.model_card import write_model_card
+from staged_fer.evaluation.scoring import evaluation_sets, score
+from tests.test_evaluation import fake_predict, make_data
+
+CFG = parse(EvaluateConfig, {"bootstrap": 50, "batch_size": 8, "device": "cpu",
+                             "cost": {"similar": [["Angry", "Disgust"]], "similar_cost": 0.5}}, "evaluate")
+
+
+def runs(synthetic: bool) -> dict:
+    stage1 = {"model": "alexnet", "scheme": "fer28", "synthetic": synthetic, "epoch": 3, "best_val_acc": 0.41,
+              "params": {**PARAMS, "stage1": {**PARAMS["stage2"], "data": "fer28", "epochs": 8}}, "align": None}
+    final = {"model": "alexnet", "scheme": "emotiw", "synthetic": synthetic, "epoch": 2, "best_val_acc": 0.37,
+             "params": PARAMS, "align": align_record_dlib()}
+    return {"stage1": stage1, "final": final}
+
+
+def card(tmp_path, synthetic: bool) -> tuple[str, list]:
+    fer, emotiw = make_data(n_fer=40, n_val=21, synthetic=synthetic)
+    scored = score(evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz"), fake_predict, lambda role: False)
+    path = tmp_path / "reports" / "model_card.md"
+    write_model_card(path, scored, CFG, 0, runs(synthetic), tmp_path / "reports" / "eval")
+    return path.read_text(), scored
+
+
+@pytest.mark.parametrize("synthetic", [True, False])
+def test_card_holds_data_training_metrics_use_and_limits(tmp_path, synthetic):
+    text, scored = card(tmp_path, synthetic)
+    assert text.startswith("# Model card: alexnet, fer28 -> emotiw")
+    assert ("**Synthetic data.**" in text) is synthetic
+    for heading in ("## Model", "## Data and scheme", "## Training", "## Evaluation", "## Intended use",
+                    "## Known limits"):
+        assert heading in text
+    assert "FER-2013 Training (28,709 faces in the full set), validated on PublicTest" in text
+    assert "EmotiW (SFEW 2.0) Train, validated on EmotiW Val" in text
+    assert "dlib 68-point landmarks, rejected below a fit of 0.3" in text
+    # Training params of both stages, with the kept epoch and best validation accuracy.
+    assert "| stage1 (fer28) | 8 | 16 | 0.005 |" in text and "| 3 | 41.0 |" in text
+    assert "| stage2 (emotiw) | 1 | 16 | 0.005 |" in text and "| 2 | 37.0 |" in text
+    # Every scored set with the numbers the metrics file gets (same function, bootstrap, seed).
+    for s in scored:
+        m = classification_metrics(s.set.labels, s.proba, cost=cost_matrix(CFG.cost), bootstrap=50, seed=0)
+        row = next(line for line in text.splitlines() if line.startswith(f"| {s.set.title}"))
+        assert (f"| {m['n']} | {100 * m['accuracy']:.1f} [{100 * m['accuracy_ci95_low']:.1f}, "
+                f"{100 * m['accuracy_ci95_high']:.1f}] |") in row
+        assert f"(eval/confusion_{s.set.key}.png)" in text
+    assert "Demographic skew" in text and "not measured" in text and "Seven posed categories" in text
+    assert re.search(r"Not for decisions about individuals", text)
+
+
+def test_card_links_resolve_relative_to_the_card(tmp_path):
+    text, scored = card(tmp_path, True)
+    for link in re.findall(r"\]\(([^)]+\.png)\)", text):
+        assert (tmp_path / "reports" / link).parent == tmp_path / "reports" / "eval"
+    assert len(re.findall(r"\]\(([^)]+\.png)\)", text)) == len(scored)
