@@ -16,12 +16,11 @@ from staged_fer.config import parse
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.training.stage import write_checkpoint
+from tests.params_baseline import baseline_params
 
-MODELS = {
-    "alexnet": {"weights": "none", "input_size": 64},
-    "vgg_m": {"weights": "none", "input_size": 64, "caffemodel_url": "http://127.0.0.1:9/x.caffemodel",
-              "caffemodel_md5": None},
-}
+# Every registered model from random weights; AlexNet at its smallest input.
+MODELS = {name: {**values, "weights": "none"} for name, values in baseline_params()["models"].items()}
+MODELS["alexnet"]["input_size"] = 64
 PARAMS = {
     "seed": 0, "model": "alexnet", "models": MODELS, "input": {"resize": 72, "flip": True},
     "train": {"devices": 1, "device": "cpu", "deterministic": False, "bf16": False},
