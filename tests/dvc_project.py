@@ -60,7 +60,7 @@ def output_folders(dvc_yaml: Path) -> set[str]:
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []):
                 path = next(iter(entry)) if isinstance(entry, dict) else entry
-                path = re.sub(r"\$\{(\w+)\}", lambda m: names[m.group(1)], path)
+                path = re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), path)
                 if "/" in path:
                     folders.add(path.split("/")[0])
     return folders
