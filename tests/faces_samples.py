@@ -106,7 +106,7 @@ def write_sfew_fixture(root: Path) -> dict[str, tuple[str, int, str]]:
     put("Train/Angry/text.png", b"this is not a picture\n", "unreadable", -1, "not an image")
     put("Train/Fear/tiny.png", np.full((10, 10), 128, np.uint8), "dropped", 2, "smaller than detector.min_size")
     put("Train/Fear/blank.png", np.tile(np.arange(200, dtype=np.uint8), (200, 1)), "dropped", 2, "no face detected")
-    put("Train/notes.txt", b"labels are the folder names\n", "dropped", -1, "outside the emotion folders")
+    put("Train/notes.txt", b"labels are the folder names\n", "dropped", -1, "outside the class folders")
     (root / "Train" / ".DS_Store").write_bytes(b"\0\0")
     put("Val/Neutral/tiny.png", np.full((10, 10), 128, np.uint8), "fallback", 6, "centred square")
     put("Val/Neutral/colour.jpg", jpg, "aligned", 6)

@@ -40,7 +40,7 @@ class ImageTask:
     path: str            # relative to the dataset root, POSIX separators
     split: str           # Train | Val | Test
     label: int           # FER order; -1 when unlabeled
-    # Set for a file that cannot be labelled (found outside the emotion folders): logged, not read.
+    # Set for a file that cannot be labelled (found outside the class folders): logged, not read.
     skip_reason: str = ""
 
 
