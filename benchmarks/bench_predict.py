@@ -41,8 +41,6 @@ from staged_fer.training.stage import write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
-MODELS = {"alexnet": {"weights": "none", "input_size": 227},
-          "vgg_m": {"weights": "none", "input_size": 224, "caffemodel_url": "none", "caffemodel_md5": None}}
 
 
 def photos(n: int, scratch: Path) -> tuple[Path, str]:
@@ -73,19 +71,20 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="processes for both (0 = one per core)")
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
-    # The shipped align params, with the offline landmarks.
-    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["align"]
-    cfg = parse(AlignConfig, {**shipped, "landmarks": "dlib", "workers": args.workers}, "align")
+    # The shipped align params, with the offline landmarks; every model from random weights.
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = parse(AlignConfig, {**shipped["align"], "landmarks": "dlib", "workers": args.workers}, "align")
+    models = {name: {**values, "weights": "none"} for name, values in shipped["models"].items()}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         folder, what = photos(args.photos, scratch)
         sources = collect([folder])
         tasks = [ImageTask(s.path.relative_to(folder).as_posix(), "Val", -1) for s in sources]
         torch.manual_seed(0)
-        state = build_model("alexnet", parse(ModelsConfig, MODELS, "models"), pretrained=False).state_dict()
+        state = build_model("alexnet", parse(ModelsConfig, models, "models"), pretrained=False).state_dict()
         ckpt = scratch / "stage2.pt"
         write_checkpoint(ckpt, model="alexnet", state_dict=state,
-                         params={"models": MODELS, "input": {"resize": 256, "flip": True}}, epoch=1,
+                         params={"models": models, "input": {"resize": 256, "flip": True}}, epoch=1,
                          best_val_acc=None, history=[], synthetic=True, scheme="emotiw",
                          align=align_record(cfg))
         classifier = load_classifier(ckpt, torch.device("cpu"), {"workers": args.workers})

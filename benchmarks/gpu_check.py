@@ -27,9 +27,9 @@ from bench_input_path import bench_input_only, load_faces, models_cfg, sync  # n
 from bench_train_step import step_rate  # noqa: E402
 from staged_fer.config import load_params, section  # noqa: E402
 from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
-from staged_fer.data.splits import build_split  # noqa: E402
-from staged_fer.evaluation.grid import MODELS, SCHEMES  # noqa: E402
-from staged_fer.models import ModelsConfig, build_model, input_spec  # noqa: E402
+from staged_fer.data.splits import build_split, read_schemes  # noqa: E402
+from staged_fer.evaluation.grid import SCHEMES  # noqa: E402
+from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
 from staged_fer.training.config import InputConfig, StageConfig, TrainConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
@@ -53,9 +53,9 @@ def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
 
 def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
     """One stage-1 epoch (train + validation) of AlexNet at 227 px on FER28, as train_stage1 runs it."""
-    split = build_split("fer28", fer, {})
-    cfg = models_cfg(227)
     params = load_params(ROOT / "params.yaml")
+    split = build_split("fer28", read_schemes(params)["fer28"], {"fer": fer})
+    cfg = models_cfg(227)
     stage = section({"stage1": {**params["stage1"], "batch_size": batch}}, "stage1", StageConfig)
     train = TrainConfig(1, device.type, False, True)
     torch.manual_seed(0)
