@@ -128,18 +128,6 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     raise TypeError(f"unsupported params type {hint!r} at {where}")
 
 
-def choice(params: Mapping[str, Any], dotted: str, choices: tuple[str, ...]) -> str:
-    """Read one string key such as ``stage1.data`` that must be one of ``choices``."""
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise PipelineError(f"params.yaml: missing key `{dotted}`")
-        node = node[part]
-    if node not in choices:
-        raise PipelineError(f"params.yaml: `{dotted}` is {node!r}; expected one of: {', '.join(choices)}")
-    return node
-
-
 def read_seed(params: Mapping[str, Any]) -> int:
     """The top-level `seed` shared by every stage that draws random numbers."""
     value = params.get("seed")

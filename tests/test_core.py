@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from staged_fer.config import choice, parse
+from staged_fer.config import parse
 from staged_fer.data.splits import build_split, load_split, read_schemes, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import atomic_path, load_npz, save_npz
@@ -52,15 +52,6 @@ def test_parse_builds_nested_dataclasses():
 def test_parse_names_the_bad_key(raw, message):
     with pytest.raises(PipelineError, match=message.replace("(", r"\(").replace("[", r"\[")):
         parse(Outer, raw, "sec")
-
-
-def test_choice_reads_a_dotted_key():
-    params = {"stage1": {"data": "fer28"}}
-    assert choice(params, "stage1.data", ("fer28", "none")) == "fer28"
-    with pytest.raises(PipelineError, match="`stage1.data` is 'fer28'; expected one of: none"):
-        choice(params, "stage1.data", ("none",))
-    with pytest.raises(PipelineError, match="missing key `stage2.data`"):
-        choice(params, "stage2.data", ("none",))
 
 
 def test_save_npz_is_byte_reproducible_and_round_trips(tmp_path):
