@@ -2,7 +2,10 @@
 
 Every output is written under a temporary name in its own folder and renamed only once
 complete, so a failed or interrupted stage never leaves a half-written file that DVC or a
-later stage could mistake for a result. Writers are also deterministic (no timestamps), so a
+later stage could mistake for a result. Output folders are built the same way, as a whole:
+``atomic_folder`` (or ``StagedFolder`` when the build spans several calls) fills a temporary
+sibling folder and swaps it in by renames, so the previous folder stays in place until the
+new one is complete, and a rerun leaves no file of the previous run inside it. Writers are also deterministic (no timestamps), so a
 stage that reruns on the same inputs produces the same bytes and DVC skips what follows.
 """
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,14 +37,67 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp creates owner-only files; give outputs the usual permissions of new files.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+class StagedFolder:
+    """A folder built under a temporary name beside ``path``; ``commit`` swaps it in whole.
+
+    ``commit`` renames the previous ``path`` aside, renames the new folder in and only then
+    deletes the previous one; if the second rename fails the previous folder is put back.
+    ``discard`` deletes the temporary folder. Exactly one of the two must end its use.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+
+    def commit(self) -> None:
+        # mkdtemp's 0700 would hide the outputs from other users.
+        os.chmod(self.tmp, 0o777 & ~_umask())
+        if not self.path.exists() and not self.path.is_symlink():
+            os.replace(self.tmp, self.path)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+        old.rmdir()   # only its unique name is wanted: the previous folder is renamed to it
+        os.replace(self.path, old)
+        try:
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            os.replace(old, self.path)
+            raise
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; it replaces ``path`` only if the block
+    succeeds, and is removed otherwise (``path`` is then as it was)."""
+    staged = StagedFolder(path)
+    try:
+        yield staged.tmp
+        staged.commit()
+    except BaseException:
+        staged.discard()
         raise
 
 

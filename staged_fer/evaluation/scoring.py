@@ -13,16 +13,13 @@ EmotiW samples are their path relative to the SFEW root.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import PipelineError
-from ..io import write_csv, write_json, write_text
+from ..io import atomic_folder, write_csv, write_json, write_text
 from ..labels import EMOTIONS, NUM_CLASSES, UNLABELED
 from .confusion import dvc_rows
 from .figures import confusion_figure
@@ -194,7 +191,7 @@ def write_outputs(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: di
     """
     scores = scores_of(scored, cfg, seed, info)
     metrics = metrics_of(scores)
-    with _staged_dir(plots_dir) as plots, _staged_dir(reports_dir) as reports:
+    with atomic_folder(plots_dir) as plots, atomic_folder(reports_dir) as reports:
         for s in scored:
             write_json(plots / f"{s.set.key}.json", dvc_rows(s.set.labels, s.predicted))
             write_csv(reports / "predictions" / f"{s.set.key}.csv",
@@ -210,28 +207,3 @@ def write_outputs(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: di
         write_json(metrics_path, metrics)
     return metrics
 
-
-class _staged_dir:
-    """Build a folder under a temporary name; on success replace ``path`` with it."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        os.chmod(self.tmp, 0o755)  # mkdtemp's 0700 would hide the outputs from other users
-        old = None
-        if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old)

@@ -1,15 +1,12 @@
 """What the align_emotiw stage writes: the face arrays, the per-image log, the metrics, the sheets."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..io import write_json
+from ..io import atomic_folder, write_json
 from ..labels import EMOTIONS, UNLABELED
 from .contact_sheet import aligned_sheet, failures_sheet
 from .pipeline import ALIGNED, FALLBACK, Result, attempt_rates, summarize
@@ -66,16 +63,7 @@ def headline(summary: dict) -> dict:
 def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool, summary: dict) -> None:
     """Both sheets and the ``summary`` of :func:`metrics`, written beside ``folder`` and swapped
     in whole, so it is never half-written."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         aligned_sheet(results, tmp / "aligned.png", synthetic)
         failures_sheet(results, tmp / "failures.png", synthetic)
         write_json(tmp / REPORT_FILE, summary)
-        os.chmod(tmp, 0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

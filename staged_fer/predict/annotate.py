@@ -7,14 +7,12 @@ video at the sampling rate, ``DIR/<name>.mp4``.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..io import StagedFolder
 from ..labels import EMOTIONS
 
 ACCEPTED_COLOUR = (60, 200, 60)      # BGR
@@ -59,8 +57,8 @@ class Annotations:
     def __init__(self, root: str | Path, fps: float):
         self.root = Path(root)
         self.fps = fps
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.", suffix=".tmp", dir=self.root.parent))
+        self.staged = StagedFolder(self.root)
+        self.tmp = self.staged.tmp
         self.videos: dict[str, cv2.VideoWriter] = {}
         self.written = 0
 
@@ -99,17 +97,11 @@ class Annotations:
     def commit(self, replace: bool) -> None:
         for name in list(self.videos):
             self.end_video(name)
-        os.chmod(self.tmp, 0o755)   # mkdtemp's 0700 would hide the outputs from other users
-        if self.root.exists():
-            if not replace:
-                raise FileExistsError(self.root)
-            old = self.root.with_name(f".{self.root.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.root, old)
-            shutil.rmtree(old)
-        os.replace(self.tmp, self.root)
+        if self.root.exists() and not replace:
+            raise FileExistsError(self.root)
+        self.staged.commit()
 
     def discard(self) -> None:
         for writer in self.videos.values():
             writer.release()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.staged.discard()

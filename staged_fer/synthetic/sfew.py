@@ -10,8 +10,6 @@ has to undo the rotation and scale.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 from staged_fer.errors import PipelineError
+from staged_fer.io import atomic_folder
 from staged_fer.labels import EMOTIONS, NUM_CLASSES
 from staged_fer.synthetic.faces import background, check_seed, render_patch
 
@@ -135,10 +134,7 @@ def write_sfew_tree(root: str | os.PathLike, train_per_class: int, val_per_class
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise PipelineError(f"synthetic SFEW {name} must be a non-negative integer, got {value!r}")
     seed = check_seed(seed)
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
+    with atomic_folder(root) as tmp:
         index = 0
         for s, (split, per_class) in enumerate((("Train", train_per_class), ("Val", val_per_class))):
             for folder in SFEW_FOLDERS:
@@ -155,23 +151,9 @@ def write_sfew_tree(root: str | os.PathLike, train_per_class: int, val_per_class
             rng = np.random.default_rng([seed, 2, NUM_CLASSES, k])
             index += 1
             _write_png(out / _photo_name(index), render_scene(rng, int(rng.integers(NUM_CLASSES))).image)
-        _swap_in(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     if not cv2.imwrite(str(path), image):
         raise PipelineError(f"could not write {path}: check free space and permissions")
 
-
-def _swap_in(tmp: Path, root: Path) -> None:
-    if root.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
-        old.rmdir()
-        os.replace(root, old)
-        os.replace(tmp, root)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, root)
