@@ -27,7 +27,7 @@ class Scheme:
     name: str          # experiment name suffix
     stage1: str        # stage1.data
     stage2: str        # stage2.data
-    paper: str         # the paper's column heading (DESIGN.md, Figure 3)
+    paper: str         # the paper's column heading (Ng et al. 2015, Figure 3)
     fine_tuning: str   # single | double | direct
 
 

@@ -31,7 +31,9 @@ from .stats import McNemar, mcnemar
 METRICS_FILE = "metrics/eval.json"
 PREDICTIONS = "reports/eval/predictions/{split}.csv"
 
-# EmotiW val / test accuracy in %, Ng et al. ICMI 2015, Figure 3 and text (see DESIGN.md).
+# EmotiW val / test accuracy in %, Ng et al. ICMI 2015, Figure 3 (S = submission number). The
+# figure does not label AlexNet's two-stage bars; S3 and S7 follow the text, which compares S1
+# with S3 and S6 with S8 as single against double fine-tuning.
 PAPER = {
     ("alexnet", "fer28"): (46.9, 54.0, "S1"),
     ("alexnet", "fer28-to-emotiw"): (48.5, 55.6, "S3"),
