@@ -37,7 +37,7 @@ from staged_fer.predict.checkpoint import load_classifier
 from staged_fer.predict.faces import Analyser
 from staged_fer.predict.run import predict
 from staged_fer.predict.sources import collect
-from staged_fer.training.stage import write_checkpoint
+from staged_fer.models.checkpoint import write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"

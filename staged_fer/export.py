@@ -10,7 +10,7 @@ The graph takes what the pipeline's aligner produces and returns what evaluate s
 
 N is dynamic. Inside the graph: the bilinear resize to ``input.resize`` and the centre crop to
 the model's input size (one resample of the native face, the same interpolation weights as
-training's validation path in staged_fer/training/batches.py), the per-channel ImageNet
+training's validation path in staged_fer/inputs/batches.py), the per-channel ImageNet
 normalisation of the grey value replicated to three channels, the network and the softmax. A
 consumer needs nothing but an aligned face; onnxruntime agrees with ``predict_proba`` to 1e-4.
 
@@ -53,7 +53,7 @@ class FacesToProbabilities(nn.Module):
 
     def __init__(self, model: nn.Module, spec, resize: int, side: int):
         super().__init__()
-        from .training.batches import centre_crops, check_resize, interpolation_matrices
+        from .inputs.batches import centre_crops, check_resize, interpolation_matrices
 
         check_resize(resize, spec.size)
         crop = centre_crops(1, resize, spec.size)

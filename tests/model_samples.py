@@ -15,7 +15,7 @@ from faces_samples import align_config
 from staged_fer.config import parse
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
-from staged_fer.training.stage import write_checkpoint
+from staged_fer.models.checkpoint import write_checkpoint
 from tests.params_baseline import baseline_params
 
 # Every registered model from random weights; AlexNet at its smallest input.

@@ -17,9 +17,10 @@ from staged_fer.config import section
 from staged_fer.data.splits import Bank, Split
 from staged_fer.labels import NUM_CLASSES
 from staged_fer.models import ModelsConfig, build_model, input_spec
-from staged_fer.training.batches import DeviceImages, centre_crops, random_crops
-from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
-from staged_fer.training.gray import fold_gray_input
+from staged_fer.inputs.batches import DeviceImages, centre_crops, random_crops
+from staged_fer.inputs.config import InputConfig
+from staged_fer.training.config import StageConfig, TrainConfig
+from staged_fer.inputs.gray import fold_gray_input
 from tests.params_baseline import baseline_params
 
 CUDA = torch.device("cuda")
@@ -126,7 +127,7 @@ def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     It runs with the default TF32 convolutions, as the stage does."""
     from staged_fer.evaluation.inference import Predictor
     from staged_fer.evaluation.metrics import EvaluateConfig
-    from staged_fer.training.stage import write_checkpoint
+    from staged_fer.models.checkpoint import write_checkpoint
     params = baseline_params()
     params["models"]["alexnet"]["weights"] = "none"
     cfg = models_cfg()

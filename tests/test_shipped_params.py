@@ -12,7 +12,8 @@ from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
 from staged_fer.models import MODEL_NAMES, ModelsConfig
-from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
+from staged_fer.inputs.config import InputConfig
+from staged_fer.training.config import StageConfig, TrainConfig
 from tests.params_baseline import baseline_params
 
 SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "align": AlignConfig,

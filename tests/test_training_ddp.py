@@ -13,7 +13,8 @@ import yaml
 from torch import nn
 
 from staged_fer.data.splits import Bank, Split
-from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
+from staged_fer.inputs.config import InputConfig
+from staged_fer.training.config import StageConfig, TrainConfig
 from staged_fer.training.distributed import SINGLE, Dist
 from staged_fer.training.loop import Trainer
 from tests.params_baseline import baseline_params
@@ -108,7 +109,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     import subprocess
     import sys
     from staged_fer.data.splits import save_split
-    from staged_fer.training.inference import read_checkpoint
+    from staged_fer.models.checkpoint import read_checkpoint
 
     save_split(tmp_path / "stage1.npz", split())
     params = baseline_params()

@@ -13,7 +13,7 @@ from torch import nn
 import staged_fer.models as models
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.training import loop, resume
-from staged_fer.training.inference import read_checkpoint
+from staged_fer.models.checkpoint import read_checkpoint
 from staged_fer.training.loop import class_weights
 from staged_fer.training.stage import run
 from tests.params_baseline import baseline_params
@@ -202,7 +202,8 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
     """The folded one-channel conv1 is the replicated input's conv1, through training."""
     from staged_fer.config import load_params, section
     from staged_fer.data.splits import load_split
-    from staged_fer.training.config import InputConfig, StageConfig, TrainConfig
+    from staged_fer.inputs.config import InputConfig
+    from staged_fer.training.config import StageConfig, TrainConfig
     from staged_fer.training.loop import Trainer
 
     params = load_params(write_project(tmp_path))

@@ -14,8 +14,9 @@ from staged_fer.cli import run_stage
 from staged_fer.config import load_params, section
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.models import ModelsConfig, build_model
-from staged_fer.training.config import InputConfig
-from staged_fer.training.inference import load_checkpoint, predict_proba, read_checkpoint
+from staged_fer.inputs.config import InputConfig
+from staged_fer.models.checkpoint import load_checkpoint, read_checkpoint
+from staged_fer.models.inference import predict_proba
 from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,9 @@ from ..config import section
 from ..devices import resolve_device
 from ..errors import PipelineError
 from ..models import ModelsConfig, entry
-from ..training.config import InputConfig
-from ..training.inference import load_checkpoint, predict_proba
+from ..inputs.config import InputConfig
+from ..models.checkpoint import load_checkpoint
+from ..models.inference import predict_proba
 from .metrics import EvaluateConfig
 
 

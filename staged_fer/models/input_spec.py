@@ -4,7 +4,7 @@ The training input path keeps faces as uint8 and normalises whole batches on the
 needs each model's convention as numbers rather than as a torchvision transform:
 ``normalised = (pixel - mean) / std`` with ``pixel`` in 0..255 and channels in
 ``channel_order``. Faces are grey, replicated to the three channels (or folded into conv1 by
-staged_fer.training.gray).
+staged_fer.inputs.gray).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 Each face is found and aligned by the pipeline's own face preparation (staged_fer/faces) with
 the `align` params recorded in the checkpoint, so the model sees faces cropped exactly like
 the ones it was trained and scored on, whatever params.yaml says today; then it is scored by
-the validation input path of training (staged_fer/training/inference.py).
+the validation input path of training (staged_fer/models/inference.py).
 
   checkpoint.py  the model and its run's face preparation, from one checkpoint
   sources.py     the inputs: image files, folders (recursively), videos sampled at --fps

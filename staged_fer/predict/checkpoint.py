@@ -1,7 +1,7 @@
 """The model to predict with and the face preparation of the run that made it, from one checkpoint.
 
 This is the one place that knows where the checkpoint keeps things: the network and its
-weights are rebuilt by training's ``load_checkpoint`` from the `models` section stored in the
+weights are rebuilt by ``models.checkpoint.load_checkpoint`` from the `models` section stored in the
 checkpoint (not from params.yaml, which may have moved on), the input path is its `input`
 section and faces are prepared with its `align` record (staged_fer/faces/record.py).
 """
@@ -20,8 +20,9 @@ from ..errors import PipelineError
 from ..faces.config import AlignConfig
 from ..faces.record import align_config_from_record
 from ..models import ModelsConfig
-from ..training.config import InputConfig
-from ..training.inference import load_checkpoint, predict_proba, read_checkpoint
+from ..inputs.config import InputConfig
+from ..models.checkpoint import load_checkpoint, read_checkpoint
+from ..models.inference import predict_proba
 
 # Checkpoint entries that describe the run (everything but the weights).
 RUN_KEYS = ("model", "scheme", "synthetic", "epoch", "best_val_acc", "params", "align")

@@ -1,5 +1,6 @@
-"""Training: the on-device input path, the SGD loop with resume and DDP, checkpoints, inference.
+"""Training: the SGD loop with resume and DDP, DVCLive logs, and the two stages end to end.
 
-Both training stages share this package; ``inference`` is what evaluation uses to rebuild a
-checkpoint and score faces with exactly the validation transform of training.
+Training stands on the input path (staged_fer/inputs) and on the models with their checkpoint
+format (staged_fer/models/checkpoint.py); evaluation and prediction stand on the same two
+floors and never import this package.
 """

@@ -1,4 +1,5 @@
-"""The params sections the training stages read: `stage1`/`stage2`, `input` and `train`."""
+"""The params sections only the training stages read: `stage1`/`stage2` and `train`
+(`input`, which evaluation reads too, is staged_fer/inputs/config.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,17 +35,6 @@ class StageConfig:
             raise ValueError("lr must be > 0")
         if not 0 < self.select_share < 1:
             raise ValueError("select_share must be between 0 and 1")
-
-
-@dataclass(frozen=True)
-class InputConfig:
-    """How faces become model input: resized to `resize`, then cropped to the model's size."""
-    resize: int
-    flip: bool
-
-    def __post_init__(self):
-        if self.resize < 1:
-            raise ValueError("resize must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ from tqdm import tqdm
 
 from ..data.splits import Split
 from ..errors import PipelineError
+from ..inputs.batches import (Channels, DeviceImages, SpecLike, centre_crops, check_resize, preferred_channels,
+                              random_crops)
+from ..inputs.config import InputConfig
+from ..inputs.gray import fold_gray_input, unfold_gray_input
 from ..labels import NUM_CLASSES
-from .batches import (Channels, DeviceImages, SpecLike, centre_crops, check_resize, preferred_channels,
-                      random_crops)
-from .config import InputConfig, StageConfig, TrainConfig
+from .config import StageConfig, TrainConfig
 from .distributed import SINGLE, Dist, all_sum, barrier
-from .gray import fold_gray_input, unfold_gray_input
 from .resume import ResumeStore
 
 

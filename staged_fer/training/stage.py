@@ -25,11 +25,11 @@ import torch
 from ..config import load_params, read_seed, section
 from ..data.splits import hold_out, load_split
 from ..errors import PipelineError
-from ..io import atomic_path
+from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
-from .config import InputConfig, StageConfig, TrainConfig
+from ..models.checkpoint import read_checkpoint, write_checkpoint
+from .config import StageConfig, TrainConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
-from .inference import read_checkpoint
 from .live import LiveLog
 from .loop import BatchTooLarge, FitResult, Trainer, derive_seed
 from .resume import ResumeStore, run_key
@@ -66,19 +66,6 @@ def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
 def resume_root(params_path: str | Path, stage: StageName) -> Path:
     """``.resume/train_<stage>`` beside the params file (the repository root under DVC)."""
     return Path(params_path).resolve().parent / ".resume" / f"train_{stage}"
-
-
-def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
-                     params: dict[str, Any], epoch: int, best_val_acc: float | None,
-                     history: list[dict[str, float]], synthetic: bool, scheme: str,
-                     selected_on: list[str] | None = None, align: dict[str, Any] | None = None) -> None:
-    """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made);
-    ``align``: the align params of the faces the model is meant for (None: it met none)."""
-    ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
-            "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
-            "scheme": scheme, "selected_on": selected_on, "align": align}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
 
 
 def _configure(train: TrainConfig, device: torch.device) -> None:

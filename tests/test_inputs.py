@@ -8,8 +8,8 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from staged_fer.errors import PipelineError
-from staged_fer.training.batches import DeviceImages, centre_crops, check_resize, random_crops
-from staged_fer.training.gray import GrayConv, fold_gray_input, unfold_gray_input
+from staged_fer.inputs.batches import DeviceImages, centre_crops, check_resize, random_crops
+from staged_fer.inputs.gray import GrayConv, fold_gray_input, unfold_gray_input
 
 SPEC = SimpleNamespace(size=40, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
 RESIZE = 56

@@ -1,27 +1,41 @@
-"""Rebuild a trained checkpoint and score faces with the validation transform of training.
+"""Checkpoints: the one file format a training stage writes and evaluation, prediction and
+export read back.
 
-``predict_proba`` uses the same input path as validation in training (bilinear resize to
-``input.resize`` and the centre crop of the model's input size, computed as one resample at
-native resolution), on a plain three-channel model. Training on CUDA feeds one channel to a
-folded conv1, which is the same function (see ``gray``): scores agree with training's
-validation up to float rounding.
+A checkpoint is a dict (``CHECKPOINT_KEYS`` plus ``selected_on`` and ``align``) saved with
+``torch.save`` and read with ``weights_only=True``: the model name, its weights, the params
+sections the run read, the kept epoch and its history, whether any of its data were
+synthetic, its data scheme, the sets that chose its epoch and the align record of the faces
+it is meant for (staged_fer/faces/record.py). ``load_checkpoint`` rebuilds the network from
+the registry and loads the weights.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import PipelineError
+from ..io import atomic_path
 from ..labels import NUM_CLASSES
-from .batches import DeviceImages, SpecLike, centre_crops, check_resize
-from .config import InputConfig
+from . import MODEL_NAMES, InputSpec, build_model, input_spec
 
 CHECKPOINT_KEYS = ("model", "state_dict", "params", "epoch", "best_val_acc", "history", "synthetic",
                    "scheme")
+
+
+def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
+                     params: dict[str, Any], epoch: int, best_val_acc: float | None,
+                     history: list[dict[str, float]], synthetic: bool, scheme: str,
+                     selected_on: list[str] | None = None, align: dict[str, Any] | None = None) -> None:
+    """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made);
+    ``align``: the align params of the faces the model is meant for (None: it met none)."""
+    ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
+            "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
+            "scheme": scheme, "selected_on": selected_on, "align": align}
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -43,15 +57,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, models_cfg, device: str | torch.device
-                    ) -> tuple[nn.Module, Any, dict[str, Any]]:
+                    ) -> tuple[nn.Module, InputSpec, dict[str, Any]]:
     """(model in eval mode on ``device``, its InputSpec, the checkpoint dict).
 
     The model named in the checkpoint is rebuilt with ``pretrained=False`` from ``models_cfg``
     (params.yaml's ``models``) and its weights loaded; the input size the checkpoint was trained
     with must be the one ``models_cfg`` gives now.
     """
-    from ..models import MODEL_NAMES, build_model, input_spec
-
     path = Path(path)
     ckpt = read_checkpoint(path)
     name = ckpt["model"]
@@ -72,37 +84,3 @@ def load_checkpoint(path: str | Path, models_cfg, device: str | torch.device
     except RuntimeError as exc:
         raise PipelineError(f"{path}: weights do not fit model {name!r}: {exc}") from None
     return model.to(device).eval(), spec, ckpt
-
-
-@torch.inference_mode()
-def predict_proba(model: nn.Module, spec: SpecLike, images: np.ndarray, input_cfg: InputConfig,
-                  device: str | torch.device, batch_size: int = 256) -> np.ndarray:
-    """(N, 7) float32 class probabilities of (N, S, S) uint8 faces, centre-cropped as in validation."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise PipelineError(f"predict_proba: expected (N, S, S) uint8 faces, got {images.shape} {images.dtype}")
-    check_resize(input_cfg.resize, spec.size)
-    out = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
-    if len(images) == 0:
-        return out
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            bank = DeviceImages([_Faces(chunk)], device)
-            crops = centre_crops(len(chunk), input_cfg.resize, spec.size)
-            x = bank.batch(torch.arange(len(chunk)), crops, spec, input_cfg.resize, "rgb")
-            logits = model(x).float()
-            out[start:start + len(chunk)] = torch.softmax(logits, dim=1).cpu().numpy()
-    finally:
-        model.train(was_training)
-    return out
-
-
-class _Faces:
-    """An unlabelled bank for DeviceImages."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = images
-        self.labels = np.zeros(len(images), dtype=np.int64)
