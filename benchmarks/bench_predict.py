@@ -84,7 +84,8 @@ def main() -> None:
         state = build_model("alexnet", parse(ModelsConfig, models, "models"), pretrained=False).state_dict()
         ckpt = scratch / "stage2.pt"
         write_checkpoint(ckpt, model="alexnet", state_dict=state,
-                         params={"models": models, "input": {"resize": 256, "flip": True}}, epoch=1,
+                         params={"seed": 0, "model": "alexnet", "models": models,
+                                 "input": {"resize": 256, "flip": True}}, epoch=1,
                          best_val_acc=None, history=[], synthetic=True, scheme="emotiw",
                          align=align_record(cfg))
         classifier = load_classifier(ckpt, torch.device("cpu"), {"workers": args.workers})

@@ -3,6 +3,12 @@
 Parsing fails at once, naming the key, on an unknown key, a missing key or a value of the
 wrong type, so a typo in params.yaml or in ``dvc exp run -S`` never runs silently with a default.
 Every field is required: params.yaml is the one place where knobs have values.
+
+Each stage reads its params once, at its start, with ``read_stage_params`` into one frozen
+dataclass of its own (``DecodeParams``, ``TrainingParams``, ``EvaluateParams``...): one field
+per top-level key it reads, typed by that section's dataclass, so everything after that point
+works on validated values and no code reads the raw mapping. The fields are the keys listed
+for the stage in dvc.yaml (tests/test_stage_params.py checks that the two agree).
 """
 from __future__ import annotations
 
@@ -49,21 +55,48 @@ def parse(cls: type[T], raw: Any, where: str) -> T:
         raise PipelineError(f"params.yaml: `{where}`: {exc}") from None
 
 
+def param_key(f: dataclasses.Field) -> str:
+    """The params.yaml key of a stage-params field: its name, unless it is named for what it
+    holds rather than for the key (``field(metadata={"key": "train"})``)."""
+    return f.metadata.get("key", f.name)
+
+
+def section_keys(f: dataclasses.Field, hint: Any) -> tuple[str, ...] | None:
+    """The keys of a section a stage reads one by one (``metadata={"part": True}``), else None."""
+    return tuple(g.name for g in dataclasses.fields(hint)) if f.metadata.get("part") else None
+
+
+def read_stage_params(params: Mapping[str, Any], cls: type[T]) -> T:
+    """A stage's params, parsed once into dataclass ``cls``.
+
+    Each field of ``cls`` is a top-level key of params.yaml (see ``param_key``). A field whose
+    metadata has ``part=True`` takes only the keys its dataclass names, for a stage that reads
+    part of a section (its dvc.yaml params list those keys one by one). Unknown or missing keys
+    and wrong types stop with the key named, like ``section``.
+    """
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = param_key(f)
+        if key not in params:
+            raise PipelineError(f"params.yaml: missing key `{key}`")
+        raw = params[key]
+        part = section_keys(f, hints[f.name])
+        if part is not None:
+            if not isinstance(raw, Mapping):
+                raise PipelineError(f"params.yaml: `{key}` must be a mapping, got {type(raw).__name__}")
+            raw = {k: raw[k] for k in part if k in raw}
+        values[f.name] = _convert(hints[f.name], raw, key)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise PipelineError(f"params.yaml: {exc}") from None
+
+
 def section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
     if name not in params:
         raise PipelineError(f"params.yaml: missing section `{name}`")
     return parse(cls, params[name], name)
-
-
-def section_part(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
-    """The keys of section ``name`` that dataclass ``cls`` names, for a stage that reads only
-    those (its dvc.yaml params list them one by one); another stage checks the whole section."""
-    if name not in params:
-        raise PipelineError(f"params.yaml: missing section `{name}`")
-    raw = params[name]
-    if not isinstance(raw, Mapping):
-        raise PipelineError(f"params.yaml: `{name}` must be a mapping, got {type(raw).__name__}")
-    return parse(cls, {f.name: raw[f.name] for f in dataclasses.fields(cls) if f.name in raw}, name)
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
@@ -127,10 +160,3 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return value
     raise TypeError(f"unsupported params type {hint!r} at {where}")
 
-
-def read_seed(params: Mapping[str, Any]) -> int:
-    """The top-level `seed` shared by every stage that draws random numbers."""
-    value = params.get("seed")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PipelineError(f"params.yaml: `seed` must be an integer, got {value!r}")
-    return value

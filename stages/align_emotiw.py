@@ -9,6 +9,7 @@ is generated in a temporary folder, aligned exactly like a real one, then remove
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section, read_seed
+from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.emotiw import EmotiwConfig, scan_sfew, warn_empty
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
@@ -26,6 +27,13 @@ from staged_fer.faces.outputs import LOG_COLUMNS, face_arrays, headline, log_row
 from staged_fer.faces.pipeline import align_all, worker_count
 from staged_fer.faces.record import align_record_json
 from staged_fer.io import save_npz, write_csv, write_json
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    seed: int              # the synthetic SFEW generator
+    emotiw: EmotiwConfig   # where the photos come from
+    align: AlignConfig     # detector, landmarks, fit thresholds, crop box
 
 
 def _landmarker(cfg: AlignConfig):
@@ -66,10 +74,8 @@ def main(argv=None) -> None:
     p.add_argument("--metrics", required=True, help="output: detection and alignment rates (.json)")
     args = p.parse_args(argv)
 
-    params = load_params(args.params)
-    seed = read_seed(params)
-    emotiw = section(params, "emotiw", EmotiwConfig)
-    align = section(params, "align", AlignConfig)
+    params = read_stage_params(load_params(args.params), AlignParams)
+    seed, emotiw, align = params.seed, params.emotiw, params.align
     if emotiw.source == "dir" and not Path(emotiw.root).is_dir():
         raise PipelineError(f"emotiw.root: folder {emotiw.root} not found; extract SFEW 2.0 there "
                             "(Train/<Emotion>/*, Val/<Emotion>/*, optional Test/*), or another class-folder "

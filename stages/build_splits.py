@@ -13,8 +13,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params
-from staged_fer.data.splits import build_split, read_schemes, save_split, scheme_choice
+from staged_fer.config import load_params, read_stage_params
+from staged_fer.data.splits import SplitsParams, build_split, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import load_npz
 
@@ -27,16 +27,14 @@ def main(argv=None) -> None:
     p.add_argument("--stage2", required=True, help="output: stage-2 split (.npz)")
     args = p.parse_args(argv)
 
-    params = load_params(args.params)
-    defined = read_schemes(params)
-    schemes = {stage: scheme_choice(params, f"{stage}.data", defined) for stage in ("stage1", "stage2")}
+    params = read_stage_params(load_params(args.params), SplitsParams)
     for path in (args.fer, args.emotiw):
         if not Path(path).is_file():
             raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
     data = {"fer": load_npz(args.fer), "emotiw": load_npz(args.emotiw)}   # by source name
 
     for stage in ("stage1", "stage2"):
-        split = build_split(schemes[stage], defined.get(schemes[stage]), data)
+        split = build_split(*params.scheme(stage), data)
         save_split(getattr(args, stage), split)
         sizes = ", ".join(f"{b.name}: {len(b)}" for b in split.train + split.val) or "empty"
         print(f"{stage}: {split.scheme} ({sizes})")

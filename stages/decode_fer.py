@@ -7,6 +7,7 @@ FER+ drops) go to counts.json beside the figures, a report rather than DVC metri
 describe the data, not a result to compare runs by.
 """
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -14,7 +15,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import numpy as np
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section, section_part
+from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
 from staged_fer.data.fer_source import read_meta
@@ -22,6 +23,12 @@ from staged_fer.data.ferplus import FerLabelsConfig, relabel
 from staged_fer.io import save_npz, write_json
 
 COUNTS_FILE = "counts.json"
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    decode: DecodeConfig
+    fer: FerLabelsConfig = field(metadata={"part": True})   # `labels` and `ferplus_path` only
 
 
 def main(argv=None) -> None:
@@ -32,9 +39,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, type=Path, help="npz to write")
     p.add_argument("--reports", required=True, type=Path, help="folder for the figures and counts.json")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    cfg = section(params, "decode", DecodeConfig)
-    labels_cfg = section_part(params, "fer", FerLabelsConfig)
+    params = read_stage_params(load_params(args.params), DecodeParams)
+    cfg, labels_cfg = params.decode, params.fer
     meta = read_meta(args.meta)
     arrays, report = decode_fer_csv(args.csv, cfg.on_bad_row)
     ferplus = None

@@ -13,9 +13,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, section, read_seed
+from staged_fer.config import load_params, read_stage_params
 from staged_fer.errors import PipelineError
-from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
 from staged_fer.io import load_npz
 
@@ -38,15 +37,14 @@ def main(argv=None) -> None:
     p.add_argument("--card", help="model card to write (Markdown), linking the figures under --reports")
     args = p.parse_args(argv)
 
-    params = load_params(args.params)
-    cfg = section(params, "evaluate", EvaluateConfig)
-    seed = read_seed(params)
+    # Imported here so that --help answers without loading torch.
+    from staged_fer.evaluation.inference import EvaluateParams, Predictor
+    params = read_stage_params(load_params(args.params), EvaluateParams)
+    cfg, seed = params.evaluate, params.seed
     sets = evaluation_sets(_load(args.fer, "decoded FER-2013"), _load(args.emotiw, "aligned EmotiW"),
                            args.fer, args.emotiw)
 
-    # Imported here so that --help and input errors answer without loading torch.
-    from staged_fer.evaluation.inference import Predictor
-    predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2}, cfg)
+    predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2})
     scored = score(sets, predictor, predictor.synthetic)
     write_outputs(scored, cfg, seed, predictor.info(), metrics_path=args.metrics,
                   plots_dir=args.plots, reports_dir=args.reports)

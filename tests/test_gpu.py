@@ -125,8 +125,8 @@ def test_folded_one_channel_conv1_on_cuda_matches_the_three_channel_model(name, 
 def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     """`evaluate`'s Predictor, device cuda vs cpu, on 1000 faces: >= 99.5% the same class.
     It runs with the default TF32 convolutions, as the stage does."""
-    from staged_fer.evaluation.inference import Predictor
-    from staged_fer.evaluation.metrics import EvaluateConfig
+    from staged_fer.config import read_stage_params
+    from staged_fer.evaluation.inference import EvaluateParams, Predictor
     from staged_fer.models.checkpoint import write_checkpoint
     params = baseline_params()
     params["models"]["alexnet"]["weights"] = "none"
@@ -140,8 +140,8 @@ def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     proba = {}
     for device in ("cpu", "cuda"):
         params["evaluate"]["device"] = device
-        predictor = Predictor(params, "params.yaml", {"stage1": ckpt, "final": ckpt},
-                              section(params, "evaluate", EvaluateConfig))
+        predictor = Predictor(read_stage_params(params, EvaluateParams), "params.yaml",
+                              {"stage1": ckpt, "final": ckpt})
         assert predictor.device.type == device
         proba[device] = predictor("final", images)
     agree = (proba["cuda"].argmax(1) == proba["cpu"].argmax(1)).mean()

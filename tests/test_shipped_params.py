@@ -3,11 +3,11 @@
 Read from the commit (see params_baseline), so an experiment left in the working file never
 makes this pass or fail.
 """
-from staged_fer.config import read_seed, section
+from staged_fer.config import read_stage_params, section
 from staged_fer.data.emotiw import EmotiwConfig
 from staged_fer.data.fer_decode import DecodeConfig
 from staged_fer.data.fer_source import FerConfig
-from staged_fer.data.splits import SchemeConfig, read_schemes, scheme_choice
+from staged_fer.data.splits import SchemeConfig, SplitsParams, read_schemes
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
@@ -24,8 +24,7 @@ SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "a
 def test_every_section_parses_and_nothing_else_is_there():
     params = baseline_params()
     assert set(params) == {"seed", "model", "schemes", *SECTIONS}
-    read_seed(params)
-    read_schemes(params)
+    read_stage_params(params, SplitsParams)
     for name, cls in SECTIONS.items():
         section(params, name, cls)
 
@@ -33,10 +32,10 @@ def test_every_section_parses_and_nothing_else_is_there():
 def test_defaults_are_the_papers_configuration():
     params = baseline_params()
     assert params["model"] == "alexnet" and params["model"] in MODEL_NAMES
-    schemes = read_schemes(params)
-    assert scheme_choice(params, "stage1.data", schemes) == "fer28"     # FER28 -> EmotiW: submission 3
-    assert scheme_choice(params, "stage2.data", schemes) == "emotiw"
-    assert schemes == {   # Ng et al. section 4
+    splits = read_stage_params(params, SplitsParams)
+    assert splits.scheme("stage1")[0] == "fer28"     # FER28 -> EmotiW: submission 3
+    assert splits.scheme("stage2")[0] == "emotiw"
+    assert read_schemes(params) == splits.schemes == {   # Ng et al. section 4
         "fer28": SchemeConfig(("fer.Training",), ("fer.PublicTest",)),
         "fer32": SchemeConfig(("fer.Training", "fer.PublicTest"), ("fer.PrivateTest",)),
         "fer32_emotiw": SchemeConfig(("fer.Training", "fer.PublicTest", "emotiw.Train"), ("emotiw.Val",)),

@@ -21,7 +21,7 @@ the align params never rewrites it (and never retrains a FER-only stage 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -103,23 +103,48 @@ class SchemeConfig:
                 raise ValueError(f"{role} part {unknown[0]!r} is not registered; expected one of: {', '.join(PARTS)}")
 
 
+def _check_defined(schemes: Mapping[str, SchemeConfig]) -> None:
+    if not schemes:
+        raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
+    if NONE in schemes:
+        raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
+
+
 def read_schemes(params: Mapping[str, Any]) -> dict[str, SchemeConfig]:
+    """params.yaml's `schemes`, each checked against the registered parts."""
     raw = params.get("schemes")
     if not isinstance(raw, Mapping) or not raw:
         raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
-    if NONE in raw:
-        raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
-    return {name: parse(SchemeConfig, value, f"schemes.{name}") for name, value in raw.items()}
+    schemes = {name: parse(SchemeConfig, value, f"schemes.{name}") for name, value in raw.items()}
+    _check_defined(schemes)
+    return schemes
 
 
-def scheme_choice(params: Mapping[str, Any], key: str, schemes: Mapping[str, SchemeConfig]) -> str:
-    """The scheme that ``key`` (``stage1.data`` or ``stage2.data``) names, checked against ``schemes``."""
-    section, field = key.split(".")
-    value = (params.get(section) or {}).get(field) if isinstance(params.get(section), Mapping) else None
-    names = (*schemes, NONE)
-    if value not in names:
-        raise PipelineError(f"params.yaml: `{key}` is {value!r}; expected one of: {', '.join(names)}")
-    return value
+@dataclass(frozen=True)
+class DataChoice:
+    """The one key of `stage1` / `stage2` that build_splits reads."""
+    data: str                  # a scheme of `schemes`, or none
+
+
+@dataclass(frozen=True)
+class SplitsParams:
+    """What build_splits reads: the schemes and the one each training stage names."""
+    schemes: dict[str, SchemeConfig]
+    stage1: DataChoice = field(metadata={"part": True})
+    stage2: DataChoice = field(metadata={"part": True})
+
+    def __post_init__(self) -> None:
+        _check_defined(self.schemes)
+        names = (*self.schemes, NONE)
+        for stage in ("stage1", "stage2"):
+            value = getattr(self, stage).data
+            if value not in names:
+                raise PipelineError(f"params.yaml: `{stage}.data` is {value!r}; expected one of: {', '.join(names)}")
+
+    def scheme(self, stage: str) -> tuple[str, SchemeConfig | None]:
+        """The name and parts of the scheme ``stage`` trains on (parts None for ``none``)."""
+        name = getattr(self, stage).data
+        return name, self.schemes.get(name)
 
 
 def _is_synthetic(data: dict) -> bool:

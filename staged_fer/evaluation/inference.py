@@ -1,30 +1,41 @@
-"""The two checkpoints `evaluate` scores, behind one ``predict(role, images)`` call."""
+"""The two checkpoints `evaluate` scores, behind one ``predict(role, images)`` call, and the
+params the stage reads."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
-from ..config import section
 from ..devices import resolve_device
 from ..errors import PipelineError
-from ..models import ModelsConfig, entry
+from ..models import ModelName, ModelsConfig
 from ..inputs.config import InputConfig
 from ..models.checkpoint import load_checkpoint
 from ..models.inference import predict_proba
 from .metrics import EvaluateConfig
 
 
+@dataclass(frozen=True)
+class EvaluateParams:
+    """What the evaluate stage reads, parsed once (staged_fer.config.read_stage_params)."""
+    seed: int                  # the bootstrap's resampling
+    model: ModelName           # the model the checkpoints must hold
+    models: ModelsConfig       # to rebuild them
+    input: InputConfig         # the validation input path
+    evaluate: EvaluateConfig
+
+
 class Predictor:
     """Loads the stage-1 ("stage1") and final ("final") models once; checks they are the
     model params.yaml names, so a stale checkpoint is never scored under another name."""
 
-    def __init__(self, params: Mapping, params_path: str, checkpoints: Mapping[str, str], cfg: EvaluateConfig):
-        self.models_cfg = section(params, "models", ModelsConfig)
-        self.input_cfg = section(params, "input", InputConfig)
-        self.model_name = entry(params.get("model")).name
-        self.batch_size = cfg.batch_size
-        self.device = resolve_device(cfg.device, "evaluate.device")
+    def __init__(self, params: EvaluateParams, params_path: str, checkpoints: Mapping[str, str]):
+        self.models_cfg = params.models
+        self.input_cfg = params.input
+        self.model_name = params.model
+        self.batch_size = params.evaluate.batch_size
+        self.device = resolve_device(params.evaluate.device, "evaluate.device")
         self.models = {}
         for role, path in checkpoints.items():
             model, spec, ckpt = load_checkpoint(path, self.models_cfg, self.device)

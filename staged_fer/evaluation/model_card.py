@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ..io import write_text
 from ..labels import EMOTIONS
+from ..models.checkpoint import run_params
 from .metrics import EvaluateConfig, classification_metrics, cost_matrix
 from .scoring import Scored
 
@@ -88,9 +89,9 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
     """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' run facts (their
     dicts without weights do); ``figures``: the folder of confusion PNGs, relative to the card."""
     final = runs["final"]
-    params = final["params"]
-    name = final["model"]
-    net = params.get("models", {}).get(name, {})
+    params = run_params(final, "the final checkpoint")
+    name = params.model
+    net = getattr(params.models, name)
     synthetic = any(s.set.synthetic for s in scored) or any(bool(r.get("synthetic")) for r in runs.values())
     scheme = " -> ".join(runs[r]["scheme"] for r in ("stage1", "final") if r in runs)
     lines = [f"# Model card: {name}, {scheme}", ""]
@@ -100,13 +101,13 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
                   "faces; do not use it on real photos.", ""]
     lines += [
         "## Model", "",
-        f"- Network: `{name}`, input {net.get('input_size', '?')} px, initialised from "
-        f"{'ImageNet' if net.get('weights') == 'imagenet' else 'random weights (no ImageNet)'}; "
+        f"- Network: `{name}`, input {net.input_size} px, initialised from "
+        f"{'ImageNet' if net.weights == 'imagenet' else 'random weights (no ImageNet)'}; "
         "fine-tuned in two stages (Ng et al., ICMI 2015).",
         "- Output: probabilities of the seven classes, in this order: " + ", ".join(EMOTIONS) + ".",
         f"- Input: one face, aligned and cropped by the pipeline with the `align` params below, "
         f"grayscale {final.get('align', {}).get('size', '?') if final.get('align') else '?'} px; "
-        f"resized to {params.get('input', {}).get('resize', '?')} and centre-cropped inside the model's input path.",
+        f"resized to {params.input.resize} and centre-cropped inside the model's input path.",
         "- Files: `models/stage2.pt` (this model) and `models/stage1.pt`; "
         "`python -m staged_fer.predict` classifies photos and videos with it, "
         "`python -m staged_fer.export` writes it as ONNX.", "",
@@ -126,8 +127,8 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
                      f"{align.get('size')} px grayscale. Full record: `"
                      + ", ".join(f"{k}={v}" for k, v in sorted(align.items()) if k != "detector") + "`.")
     lines += ["", "## Training", "",
-              f"SGD with momentum; seed {params.get('seed')}; input resize {params.get('input', {}).get('resize')}, "
-              f"random flips {'on' if params.get('input', {}).get('flip') else 'off'}.", "",
+              f"SGD with momentum; seed {params.seed}; input resize {params.input.resize}, "
+              f"random flips {'on' if params.input.flip else 'off'}.", "",
               *_training_rows(runs), "",
               "## Evaluation", "",
               f"Accuracy intervals: 95% percentile bootstrap over faces ({cfg.bootstrap} resamples). "

@@ -11,10 +11,10 @@ import logging
 from torch import nn
 
 from .input_spec import InputSpec
-from .registry import MODEL_NAMES, MODELS, PAPER_MODELS, ModelsConfig, entry
+from .registry import MODEL_NAMES, MODELS, PAPER_MODELS, ModelName, ModelsConfig, entry
 
 __all__ = [
-    "MODELS", "MODEL_NAMES", "PAPER_MODELS", "InputSpec", "ModelsConfig",
+    "MODELS", "MODEL_NAMES", "PAPER_MODELS", "InputSpec", "ModelName", "ModelsConfig",
     "build_model", "count_parameters", "entry", "head", "input_spec",
 ]
 

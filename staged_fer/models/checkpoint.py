@@ -10,19 +10,41 @@ the registry and loads the weights.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from ..config import read_stage_params
 from ..errors import PipelineError
+from ..inputs.config import InputConfig
 from ..io import atomic_path
 from ..labels import NUM_CLASSES
-from . import MODEL_NAMES, InputSpec, build_model, input_spec
+from . import MODEL_NAMES, InputSpec, ModelName, ModelsConfig, build_model, input_spec
 
 CHECKPOINT_KEYS = ("model", "state_dict", "params", "epoch", "best_val_acc", "history", "synthetic",
                    "scheme")
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """The params sections every checkpoint records that its readers use: how to rebuild the
+    network (``model``, ``models``), how faces reach it (``input``) and the run's ``seed``."""
+    seed: int
+    model: ModelName
+    models: ModelsConfig
+    input: InputConfig
+
+
+def run_params(ckpt: Mapping[str, Any], path: str | Path) -> RunParams:
+    """The typed ``RunParams`` of checkpoint ``ckpt`` (read from ``path``)."""
+    try:
+        return read_stage_params(ckpt["params"], RunParams)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: the checkpoint's params do not fit this version "
+                            f"({str(exc).removeprefix('params.yaml: ')})") from None
 
 
 def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from ..errors import PipelineError
 from .entry import ModelEntry
@@ -27,6 +27,9 @@ ENTRIES = _registered(dict(globals()))
 MODELS: dict[str, ModelEntry] = {e.name: e for e in ENTRIES}
 MODEL_NAMES = tuple(MODELS)
 PAPER_MODELS = tuple(e.name for e in ENTRIES if e.in_paper)
+
+# The value of params.yaml's `model`: parsing a stage's params rejects any other name, listing these.
+ModelName = Literal[MODEL_NAMES]
 
 # params.yaml's `models:` section: one field per registered model, typed by its module.
 ModelsConfig = dataclasses.make_dataclass("ModelsConfig", [(e.name, e.config) for e in ENTRIES], frozen=True)

@@ -15,13 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import section
 from ..errors import PipelineError
 from ..faces.config import AlignConfig
 from ..faces.record import align_config_from_record
-from ..models import ModelsConfig
 from ..inputs.config import InputConfig
-from ..models.checkpoint import load_checkpoint, read_checkpoint
+from ..models.checkpoint import load_checkpoint, read_checkpoint, run_params
 from ..models.inference import predict_proba
 
 # Checkpoint entries that describe the run (everything but the weights).
@@ -61,14 +59,6 @@ def read_run(path: str | Path) -> dict[str, Any]:
     return {k: ckpt.get(k) for k in RUN_KEYS}
 
 
-def _run_section(run: dict, path: Path, name: str, cls):
-    try:
-        return section(run["params"], name, cls)
-    except PipelineError as exc:
-        raise PipelineError(f"{path}: the checkpoint's params do not fit this version "
-                            f"({str(exc).removeprefix('params.yaml: ')})") from None
-
-
 def load_classifier(path: str | Path, device: torch.device, align_runtime: dict[str, Any]) -> Classifier:
     """Rebuild the checkpoint's model on ``device`` with its run's input and align params.
 
@@ -76,12 +66,11 @@ def load_classifier(path: str | Path, device: torch.device, align_runtime: dict[
     """
     path = Path(path)
     run = read_run(path)
-    models_cfg = _run_section(run, path, "models", ModelsConfig)
-    input_cfg = _run_section(run, path, "input", InputConfig)
+    recorded = run_params(run, path)
     align = align_config_from_record(run["align"], str(path), **align_runtime)
     try:
-        model, spec, _ = load_checkpoint(path, models_cfg, device)
+        model, spec, _ = load_checkpoint(path, recorded.models, device)
     except PipelineError as exc:
         message = str(exc)
         raise PipelineError(message if message.startswith(str(path)) else f"{path}: {message}") from None
-    return Classifier(path, model, spec, input_cfg, align, run, torch.device(device))
+    return Classifier(path, model, spec, recorded.input, align, run, torch.device(device))

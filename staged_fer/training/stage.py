@@ -16,17 +16,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import torch
 
-from ..config import load_params, read_seed, section
+from ..config import load_params, param_key, read_stage_params, section
 from ..data.splits import hold_out, load_split
 from ..errors import PipelineError
 from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
+from ..models import ModelName, ModelsConfig
 from ..models.checkpoint import read_checkpoint, write_checkpoint
 from .config import StageConfig, TrainConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
@@ -35,32 +36,37 @@ from .loop import BatchTooLarge, FitResult, Trainer, derive_seed
 from .resume import ResumeStore, run_key
 
 StageName = Literal["stage1", "stage2"]
-SHARED_SECTIONS = ("seed", "model", "models", "input", "train")
+
+
+@dataclass(frozen=True)
+class SharedParams:
+    """The top-level keys both training stages read besides their own section."""
+    seed: int
+    model: ModelName
+    models: ModelsConfig
+    input: InputConfig
+    runtime: TrainConfig = field(metadata={"key": "train"})   # devices, precision: how, not what, to train
 
 
 @dataclass(frozen=True)
 class StageParams:
     raw: dict[str, Any]        # the sections this stage reads, as stored in the checkpoint
     seed: int
-    model: str
-    models: Any                # staged_fer.models.ModelsConfig
+    model: str                 # a registered model
+    models: ModelsConfig
     input: InputConfig
-    train: TrainConfig
-    stage: StageConfig
+    runtime: TrainConfig       # params.yaml's `train`
+    stage: StageConfig         # the stage's own section: `stage1` or `stage2`
 
 
-def read_stage_params(path: str | Path, stage: StageName) -> StageParams:
-    from ..models import ModelsConfig, entry
-
+def read_params(path: str | Path, stage: StageName) -> StageParams:
+    """The stage's params, parsed and validated once, before anything runs."""
     params = load_params(path)
-    for key in SHARED_SECTIONS + (stage,):
-        if key not in params:
-            raise PipelineError(f"{path}: missing key `{key}`")
-    seed, model = read_seed(params), entry(params["model"]).name
-    return StageParams(
-        raw={k: params[k] for k in SHARED_SECTIONS + (stage,)}, seed=seed, model=model,
-        models=section(params, "models", ModelsConfig), input=section(params, "input", InputConfig),
-        train=section(params, "train", TrainConfig), stage=section(params, stage, StageConfig))
+    keys = [param_key(f) for f in fields(SharedParams)] + [stage]
+    shared = read_stage_params(params, SharedParams)
+    return StageParams(raw={k: params[k] for k in keys}, seed=shared.seed, model=shared.model,
+                       models=shared.models, input=shared.input, runtime=shared.runtime,
+                       stage=section(params, stage, StageConfig))
 
 
 def resume_root(params_path: str | Path, stage: StageName) -> Path:
@@ -97,13 +103,13 @@ def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_
     """Run one training stage; returns the process exit code."""
     from ..models import build_model, count_parameters, input_spec
 
-    p = read_stage_params(params_path, stage)
-    code = relaunch_under_torchrun(p.train, script, argv)
+    p = read_params(params_path, stage)
+    code = relaunch_under_torchrun(p.runtime, script, argv)
     if code is not None:
         if code != 0:
             raise PipelineError(f"{stage}: a torchrun worker failed (exit code {code}); see its error above")
         return 0
-    ctx, device = start(p.train)
+    ctx, device = start(p.runtime)
     try:
         _run(stage, p, ctx, device, split_path=Path(split_path), out_path=Path(out_path),
              live_dir=Path(live_dir), params_path=Path(params_path),
@@ -117,7 +123,7 @@ def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_
 def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, split_path: Path,
          out_path: Path, live_dir: Path, params_path: Path, init_path: Path | None, progress: bool,
          build_model, count_parameters, input_spec) -> None:
-    _configure(p.train, device)
+    _configure(p.runtime, device)
     split = load_split(split_path)
     if split.scheme != p.stage.data:
         raise PipelineError(f"{split_path}: built for scheme {split.scheme!r} but params.yaml "
@@ -166,7 +172,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
               f"{device}{f' x{ctx.world}' if ctx.active else ''}; {split.scheme}: {n_train} train / "
               f"{n_val} val faces{' (synthetic)' if synthetic else ''}", file=sys.stderr)
     barrier(ctx)
-    trainer = Trainer(model, spec, split, p.stage, p.input, p.train, p.seed, device, ctx,
+    trainer = Trainer(model, spec, split, p.stage, p.input, p.runtime, p.seed, device, ctx,
                       store=store, on_epoch=live.log_epoch if live is not None else None,
                       progress=progress)
     try:
