@@ -2,7 +2,8 @@
 
 Reads params `decode` and, of `fer`, `labels` and `ferplus_path`: with `fer.labels: ferplus`
 the labels are FER+'s majority votes (staged_fer/data/ferplus.py) and dropped faces are kept
-as unlabeled rows, counted in the report. The counts (rows per Usage and class, skipped lines,
+as unlabeled rows, counted in the report. `fer.ferplus_path` (the label file or its folder) is a
+dependency of the stage either way. The counts (rows per Usage and class, skipped lines,
 FER+ drops) go to counts.json beside the figures, a report rather than DVC metrics: they
 describe the data, not a result to compare runs by.
 """
@@ -20,6 +21,7 @@ from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
 from staged_fer.data.fer_source import read_meta
 from staged_fer.data.ferplus import FerLabelsConfig, relabel
+from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.io import save_npz, write_json
 
 COUNTS_FILE = "counts.json"
@@ -45,8 +47,11 @@ def main(argv=None) -> None:
     arrays, report = decode_fer_csv(args.csv, cfg.on_bad_row)
     ferplus = None
     if labels_cfg.labels == "ferplus":
+        # fer.ferplus_path is a dependency in dvc.yaml, hashed again after the run (see raw_snapshot).
+        before = snapshot(labels_cfg.ferplus_path)
         arrays, ferplus = relabel(arrays, report["row_index"], labels_cfg.ferplus_path, str(args.csv),
                                   report["data_rows"])
+        check_unchanged(labels_cfg.ferplus_path, before, "fer.ferplus_path")
     synthetic = bool(meta["synthetic"])
     source = "synthetic" if synthetic else str(meta["source"])
     save_npz(args.out, **arrays, source=np.array(source))

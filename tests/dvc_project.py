@@ -66,8 +66,9 @@ def output_folders(dvc_yaml: Path) -> set[str]:
     return folders
 
 
-# The raw-data folders the pipeline depends on (dvc.yaml's ${fer.path}, ${emotiw.root}): their
-# READMEs are tracked and must be there, though they sit in data/ beside the run outputs.
+# The raw-data folders the pipeline depends on (dvc.yaml's ${fer.path}, ${fer.ferplus_path},
+# ${emotiw.root}): their READMEs are tracked and must be there, though they sit in data/ beside
+# the run outputs.
 RAW_DATA = "data/external/"
 
 

@@ -201,7 +201,7 @@ def _stage(tmp_path: Path, csv: Path, synthetic: bool, on_bad_row: str = "fail",
     from stages.decode_fer import main
 
     params = tmp_path / "params.yaml"
-    labels = f"ferplus\n  ferplus_path: {ferplus}" if ferplus else "fer\n  ferplus_path: null"
+    labels = f"ferplus\n  ferplus_path: {ferplus}" if ferplus else f"fer\n  ferplus_path: {tmp_path}"
     params.write_text(f"decode:\n  on_bad_row: {on_bad_row}\nfer:\n  labels: {labels}\n")
     meta = tmp_path / "fer2013.meta.json"
     meta.write_text(json.dumps({"source": "file", "origin": "x", "file": "fer2013.csv", "md5": "0" * 32,

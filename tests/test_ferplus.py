@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from staged_fer.config import parse
 from staged_fer.data.fer_decode import counts
-from staged_fer.data.ferplus import HEADER, VOTES, FerPlusVotes, majority, read_votes, relabel
+from staged_fer.data.ferplus import HEADER, VOTES, FerLabelsConfig, FerPlusVotes, majority, read_votes, relabel
 from staged_fer.errors import PipelineError
 from staged_fer.labels import LABEL_OF
 
@@ -98,6 +99,25 @@ def test_misaligned_file_names_the_first_differing_row(tmp_path):
                           np.array([one_hot("fear")] * 3))
     with pytest.raises(PipelineError, match=r"swapped.csv: line 3: Usage 'PublicTest' but fer2013.csv row 1 is 'Training'"):
         relabel(arrays, np.arange(3), swapped, "fer2013.csv", 3)
+
+
+def test_path_may_name_the_folder_holding_the_file(tmp_path):
+    """fer.ferplus_path is a dvc.yaml dep that must exist even with `labels: fer`, so its default
+    is a folder (shipped with a README) that the file is put into."""
+    usage = ["Training", "PublicTest"]
+    write_votes(tmp_path / "fer2013new.csv", usage, np.array([one_hot("fear"), one_hot("anger")]))
+    arrays = {"images": np.zeros((2, 48, 48), np.uint8), "labels": np.zeros(2, np.int64), "usage": np.array(usage)}
+    new, record = relabel(arrays, np.arange(2), tmp_path, "fer2013.csv", 2)
+    assert new["labels"].tolist() == [LABEL_OF["Fear"], LABEL_OF["Angry"]]
+    assert record["file"] == str(tmp_path / "fer2013new.csv")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PipelineError, match=r"empty/fer2013new.csv: FER\+ label file not found"):
+        read_votes(empty)
+    with pytest.raises(PipelineError, match=r"`fer`: ferplus_path is empty"):
+        parse(FerLabelsConfig, {"labels": "fer", "ferplus_path": ""}, "fer")
+    with pytest.raises(PipelineError, match=r"`fer.ferplus_path` must be a string, got None"):
+        parse(FerLabelsConfig, {"labels": "fer", "ferplus_path": None}, "fer")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -212,6 +212,17 @@ def test_experiment_with_ferplus_labels(project, tmp_path):
     assert decoded["ferplus"]["dropped"] == {"no_image": 0, "unknown": len(rows) // 5, "not_a_face": 1,
                                              "contempt": 0}
     assert sum(decoded["classes"].values()) == len(rows) - len(rows) // 5 - 1
+    # The label file is a dependency of decode_fer: the lock pins it, and changing it flags the stage.
+    lock = (project.path / "dvc.lock").read_text()
+    assert re.search(rf"decode_fer:.*?- path: {re.escape(str(path))}\n\s+hash: md5\n\s+md5: [0-9a-f]{{32}}",
+                     lock, re.S), lock
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"fer0000001.png", b"fer0000001.jpg", 1))
+    try:
+        status = project.dvc("status", "decode_fer").stdout
+    finally:
+        path.write_bytes(original)
+    assert "changed deps" in status and str(path) in status, status
 
 
 def test_metrics_diff_shows_both_accuracies(project):

@@ -74,7 +74,7 @@ class FerConfig:
     synthetic: FerSyntheticConfig
     # Read by decode_fer (staged_fer.data.ferplus.FerLabelsConfig), validated here too.
     labels: Literal["fer", "ferplus"]
-    ferplus_path: str | None
+    ferplus_path: str
 
     def __post_init__(self) -> None:
         if self.md5 is not None and self.md5 != "canonical" and not _HEX_MD5.fullmatch(self.md5):

@@ -14,6 +14,12 @@ order. Its majority label is the one the FER+ reference code (microsoft/FERPlus,
 For the project's seven classes, ``contempt`` (FER+'s eighth) is dropped too. Dropped faces
 keep their row with the label -1 (unlabeled): sample ids stay FER row indices, and neither
 training nor evaluation sees them. Every drop is counted by reason.
+
+``fer.ferplus_path`` names the file or a folder holding it (``FILE_NAME``). It is a DVC
+dependency of decode_fer whatever ``fer.labels`` says, since a dependency cannot hang on a
+param's value: so it must exist, and the default folder, data/external/ferplus/, ships with a
+README. Changing the file then reruns decode_fer even under ``labels: fer``, which writes the
+same bytes, so nothing after it reruns.
 """
 from __future__ import annotations
 
@@ -35,17 +41,25 @@ FER_LABEL = {"neutral": LABEL_OF["Neutral"], "happiness": LABEL_OF["Happy"], "su
              "sadness": LABEL_OF["Sad"], "anger": LABEL_OF["Angry"], "disgust": LABEL_OF["Disgust"],
              "fear": LABEL_OF["Fear"]}
 DROP_REASONS = ("no_image", "unknown", "not_a_face", "contempt")
+FILE_NAME = "fer2013new.csv"
 
 
 @dataclass(frozen=True)
 class FerLabelsConfig:
     """The keys of params.yaml's `fer` section that decode_fer reads."""
     labels: Literal["fer", "ferplus"]
-    ferplus_path: str | None         # labels=ferplus: fer2013new.csv
+    ferplus_path: str                # fer2013new.csv or its folder; a dvc.yaml dep, so always set
 
     def __post_init__(self) -> None:
-        if self.labels == "ferplus" and not self.ferplus_path:
-            raise ValueError("labels is 'ferplus' but ferplus_path is not set")
+        if not self.ferplus_path:
+            raise ValueError("ferplus_path is empty; name fer2013new.csv or a folder (decode_fer "
+                             "depends on it in dvc.yaml even with labels: fer)")
+
+
+def ferplus_file(path: str | Path) -> Path:
+    """The label file ``fer.ferplus_path`` names: the path itself, or FILE_NAME in that folder."""
+    path = Path(path)
+    return path / FILE_NAME if path.is_dir() else path
 
 
 @dataclass(frozen=True)
@@ -57,9 +71,9 @@ class FerPlusVotes:
 
 def read_votes(path: str | Path) -> FerPlusVotes:
     """Read fer2013new.csv; PipelineError naming the line of the first malformed row."""
-    path = Path(path)
+    path = ferplus_file(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: FER+ label file not found (fer.ferplus_path; get fer2013new.csv "
+        raise PipelineError(f"{path}: FER+ label file not found (fer.ferplus_path; get {FILE_NAME} "
                             f"from github.com/microsoft/FERPlus)")
     usage, has_image, votes = [], [], []
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -135,6 +149,7 @@ def relabel(arrays: dict[str, np.ndarray], rows: np.ndarray, path: str | Path, f
     bad leave gaps); ``fer_data_rows`` is the number of data rows the CSV had. Returns the new
     arrays and a record for the metrics file (the file, the drops per reason and per Usage).
     """
+    path = ferplus_file(path)
     plus = read_votes(path)
     usage_by_row = np.full(fer_data_rows, "", dtype=object)
     usage_by_row[rows] = arrays["usage"]
