@@ -14,24 +14,25 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
-from staged_fer.data.splits import SplitsParams, build_split, save_split
+from staged_fer.data.splits import SOURCES, SplitsParams, build_split, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import load_npz
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--fer", required=True, help="decoded FER-2013 (.npz)")
-    p.add_argument("--emotiw", required=True, help="aligned EmotiW faces (.npz)")
+    for source in SOURCES.values():
+        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz)")
     p.add_argument("--stage1", required=True, help="output: stage-1 split (.npz)")
     p.add_argument("--stage2", required=True, help="output: stage-2 split (.npz)")
     args = p.parse_args(argv)
 
     params = read_stage_params(load_params(args.params), SplitsParams)
-    for path in (args.fer, args.emotiw):
+    paths = {name: getattr(args, name) for name in SOURCES}
+    for path in paths.values():
         if not Path(path).is_file():
             raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
-    data = {"fer": load_npz(args.fer), "emotiw": load_npz(args.emotiw)}   # by source name
+    data = {name: load_npz(path) for name, path in paths.items()}
 
     for stage in ("stage1", "stage2"):
         split = build_split(*params.scheme(stage), data)

@@ -14,6 +14,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
+from staged_fer.data.splits import SOURCES
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
 from staged_fer.io import load_npz
@@ -27,8 +28,8 @@ def _load(path: str, what: str) -> dict:
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--fer", required=True, help="decoded FER-2013 (.npz)")
-    p.add_argument("--emotiw", required=True, help="aligned EmotiW faces (.npz)")
+    for source in SOURCES.values():
+        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz)")
     p.add_argument("--stage1", required=True, help="stage-1 checkpoint")
     p.add_argument("--stage2", required=True, help="final (stage-2) checkpoint")
     p.add_argument("--metrics", required=True, help="metrics JSON to write")
@@ -41,8 +42,8 @@ def main(argv=None) -> None:
     from staged_fer.evaluation.inference import EvaluateParams, Predictor
     params = read_stage_params(load_params(args.params), EvaluateParams)
     cfg, seed = params.evaluate, params.seed
-    sets = evaluation_sets(_load(args.fer, "decoded FER-2013"), _load(args.emotiw, "aligned EmotiW"),
-                           args.fer, args.emotiw)
+    paths = {name: getattr(args, name) for name in SOURCES}
+    sets = evaluation_sets({name: _load(path, SOURCES[name].arrays) for name, path in paths.items()}, paths)
 
     predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2})
     scored = score(sets, predictor, predictor.synthetic)

@@ -9,6 +9,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from staged_fer.config import parse
+from staged_fer.data.splits import SOURCES, ScoredPart, Source, emotiw_bank
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation.confusion import dvc_rows, paper_order, row_percentages
 from staged_fer.evaluation.metrics import (CostConfig, EvaluateConfig, classification_metrics,
@@ -153,13 +154,38 @@ def fake_predict(role, images):
 
 def test_evaluation_sets_score_test_only_when_labelled():
     fer, emotiw = make_data()
-    keys = [s.key for s in evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz")]
+    keys = [s.key for s in evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})]
     assert keys == ["fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1"]
     fer, emotiw = make_data(test_labelled=True)
-    sets = evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz")
+    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
     assert sets[-1].key == "emotiw_test" and len(sets[-1].labels) == 4
     public = sets[0]
     assert public.ids.tolist() == [str(i) for i in np.flatnonzero(fer["usage"] == "PublicTest")]
+
+
+def test_a_registered_source_is_scored_with_no_edit_to_evaluation(monkeypatch):
+    """Evaluation reads what to score from the source registry: a third source (here RAF-DB-like
+    folders `train`/`test`, ids from a `paths` array) is scored once registered."""
+    fer, emotiw = make_data()
+    subset = np.array(["train"] * 3 + ["test"] * 5)
+    raf = {"images": np.zeros((8, 32, 32), np.uint8), "labels": np.array([0, 1, 2, 3, 4, -1, 6, 0]),
+           "subset": subset, "paths": np.array([f"{s}/{i}.jpg" for i, s in enumerate(subset)]),
+           "source": np.array("dir")}
+    monkeypatch.setitem(SOURCES, "raf", Source("raf", "RAF-DB", "aligned RAF-DB faces", "subset", ("train", "test"),
+                                               emotiw_bank, "paths", (ScoredPart("test", ("final", "stage1")),)))
+    data = {"fer": fer, "emotiw": emotiw, "raf": raf}
+    paths = {"fer": "fer.npz", "emotiw": "emotiw.npz", "raf": "raf.npz"}
+    sets = evaluation_sets(data, paths)
+    assert [s.key for s in sets] == ["fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1",
+                                     "raf_test", "raf_test_stage1"]
+    raf_test = sets[-2]
+    assert (raf_test.title, raf_test.part, raf_test.role) == ("RAF-DB test, final model", "RAF-DB test", "final")
+    assert raf_test.ids.tolist() == ["test/3.jpg", "test/4.jpg", "test/6.jpg", "test/7.jpg"]   # unlabeled 5 left out
+    assert raf_test.labels.tolist() == [3, 4, 6, 0] and raf_test.synthetic is False
+    with pytest.raises(PipelineError, match=r"raf.npz: missing array `subset`"):
+        evaluation_sets({**data, "raf": {k: v for k, v in raf.items() if k != "subset"}}, paths)
+    with pytest.raises(PipelineError, match=r"no arrays given for source 'raf'"):
+        evaluation_sets({"fer": fer, "emotiw": emotiw}, paths)
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -167,18 +193,18 @@ def test_evaluation_sets_score_test_only_when_labelled():
     (lambda f, e: f.__setitem__("labels", np.r_[f["labels"][:-1], 9]), "fer.npz: row 19 has label 9"),
     (lambda f, e: e.__setitem__("paths", e["paths"][:-1]), "emotiw.npz: array `paths` has 23 rows"),
     (lambda f, e: e.__setitem__("split", np.where(e["split"] == "Val", "Train", e["split"])),
-     "emotiw.npz: no labelled Val images"),
+     "emotiw.npz: no labelled Val faces"),
 ])
 def test_malformed_inputs_name_the_file_and_row(mutate, message):
     fer, emotiw = make_data()
     mutate(fer, emotiw)
     with pytest.raises(PipelineError, match=message.replace("(", r"\(")):
-        evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz")
+        evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
 
 
 def test_write_outputs(tmp_path):
     fer, emotiw = make_data(test_labelled=True)
-    sets = evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz")
+    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
     scored = score(sets, fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "metrics" / "eval.json", plots_dir=tmp_path / "plots",
                  reports_dir=tmp_path / "reports")
@@ -219,7 +245,7 @@ def test_rerun_gives_identical_bytes_and_drops_sets_no_longer_scored(tmp_path, m
     # PNG bytes are save_figure's concern; a stand-in keeps this test fast.
     monkeypatch.setattr(scoring, "confusion_figure", lambda cm, title, path: path.write_bytes(cm.tobytes()))
     fer, emotiw = make_data(test_labelled=True)
-    scored = score(evaluation_sets(fer, emotiw, "f", "e"), fake_predict, lambda role: False)
+    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "metrics" / "eval.json", plots_dir=tmp_path / "plots",
                  reports_dir=tmp_path / "reports")
     info = {"model": "alexnet", "scheme": "fer28 -> emotiw"}
@@ -239,7 +265,7 @@ def test_rerun_gives_identical_bytes_and_drops_sets_no_longer_scored(tmp_path, m
 def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
     from staged_fer.evaluation import scoring
     fer, emotiw = make_data()
-    scored = score(evaluation_sets(fer, emotiw, "f", "e"), fake_predict, lambda role: False)
+    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "eval.json", plots_dir=tmp_path / "plots", reports_dir=tmp_path / "reports")
     calls = []
 
@@ -252,7 +278,7 @@ def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "confusion_figure", figure)
     write_outputs(scored, CFG, 0, {}, **paths)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    other = score(evaluation_sets(fer, emotiw, "f", "e"), lambda role, x: fake_predict(role, x)[:, ::-1].copy(),
+    other = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), lambda role, x: fake_predict(role, x)[:, ::-1].copy(),
                   lambda role: True)
     with pytest.raises(OSError, match="disk full"):
         write_outputs(other, CFG, 0, {}, **paths)
@@ -262,7 +288,7 @@ def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
 
 def test_real_data_not_labelled_synthetic_unless_the_model_is():
     fer, emotiw = make_data(synthetic=False)
-    sets = evaluation_sets(fer, emotiw, "f", "e")
+    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"})
     assert not any(s.synthetic for s in score(sets, fake_predict, lambda role: False) for s in [s.set])
     scored = score(sets, fake_predict, lambda role: role == "stage1")
     assert [s.set.synthetic for s in scored] == [False, False, False, True]
@@ -271,12 +297,12 @@ def test_real_data_not_labelled_synthetic_unless_the_model_is():
 def test_model_output_of_wrong_shape_is_an_error():
     fer, emotiw = make_data()
     with pytest.raises(PipelineError, match=r"FER PublicTest: model returned probabilities of shape \(10, 6\), expected \(10, 7\)"):
-        score(evaluation_sets(fer, emotiw, "f", "e"), lambda role, x: np.ones((len(x), 6)), lambda r: False)
+        score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), lambda role, x: np.ones((len(x), 6)), lambda r: False)
 
 
 def test_sets_that_chose_the_epoch_are_marked_optimistic(tmp_path):
     fer, emotiw = make_data()
-    scored = score(evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz"), fake_predict, lambda role: False)
+    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"}), fake_predict, lambda role: False)
     info = {"model": "alexnet", "scheme": "fer28 -> emotiw",
             "selected_on": {"stage1": ["FER PublicTest"], "final": ["EmotiW Val"]}}
     metrics = write_outputs(scored, CFG, 0, info, metrics_path=tmp_path / "m.json", plots_dir=tmp_path / "p",

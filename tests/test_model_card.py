@@ -27,7 +27,7 @@ def runs(synthetic: bool) -> dict:
 
 def card(tmp_path, synthetic: bool) -> tuple[str, list]:
     fer, emotiw = make_data(n_fer=40, n_val=21, synthetic=synthetic)
-    scored = score(evaluation_sets(fer, emotiw, "fer.npz", "emotiw.npz"), fake_predict, lambda role: False)
+    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"}), fake_predict, lambda role: False)
     path = tmp_path / "reports" / "model_card.md"
     write_model_card(path, scored, CFG, 0, runs(synthetic), tmp_path / "reports" / "eval")
     return path.read_text(), scored

@@ -73,16 +73,38 @@ def emotiw_bank(emotiw: dict, split: str) -> Bank:
 
 
 @dataclass(frozen=True)
+class ScoredPart:
+    """A part of a source that `evaluate` scores."""
+    part: str
+    roles: tuple[str, ...] = ("final",)   # the checkpoints that score it: "final" and/or "stage1"
+    # Score it only when every face of it is labelled (EmotiW Test: the challenge withheld its
+    # labels, and a partly labelled test set gives a number no one else can compare with).
+    only_if_all_labelled: bool = False
+
+
+@dataclass(frozen=True)
 class Source:
-    """A stage-data source: the parts it provides and how to cut one from its arrays."""
-    name: str                               # the prefix of its parts in params' schemes
-    parts: tuple[str, ...]
+    """A stage-data source: the parts it provides, how to cut one from its arrays, and what of
+    it `evaluate` scores. Its arrays (one .npz) hold ``images`` (N, S, S) uint8, ``labels``
+    (N,) with -1 for unlabeled, and ``column`` naming each face's part."""
+    name: str                               # the prefix of its parts in params' schemes; the stages' --<name> flag
+    title: str                              # how banks, figures and reports name it
+    arrays: str                             # what its .npz holds, for --help and errors
+    column: str                             # the array that names each face's part
+    parts: tuple[str, ...]                  # what schemes train and validate on
     bank: Callable[[dict, str], Bank]       # (the source's arrays, part) -> labelled faces
+    ids: str | None                         # the array of sample ids; None: the row index
+    scored: tuple[ScoredPart, ...]              # in report order
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source("fer", ("Training", "PublicTest", "PrivateTest"), fer_bank),   # FER-2013's usages
-    Source("emotiw", ("Train", "Val"), emotiw_bank),                      # the target set's labelled splits
+    # FER-2013's usages; sample ids are row indices of the decoded file.
+    Source("fer", "FER", "decoded FER-2013", "usage", ("Training", "PublicTest", "PrivateTest"), fer_bank, None,
+           (ScoredPart("PublicTest"), ScoredPart("PrivateTest"))),
+    # The target set's labelled splits; sample ids are paths under its root. Its Val scores the
+    # stage-1 model too: single against double fine-tuning.
+    Source("emotiw", "EmotiW", "aligned EmotiW faces", "split", ("Train", "Val"), emotiw_bank, "paths",
+           (ScoredPart("Val", ("final", "stage1")), ScoredPart("Test", only_if_all_labelled=True))),
 )}
 PARTS = tuple(f"{s.name}.{p}" for s in SOURCES.values() for p in s.parts)
 

@@ -1,6 +1,8 @@
 """What `evaluate` scores and writes, on arrays of labels and class probabilities.
 
-Scored sets (keys of metrics/eval.json):
+The scored sets are those the sources register (``scored`` in staged_fer/data/splits.py
+SOURCES); the key of a part is ``<source>_<part in snake case>``, plus ``_stage1`` when the
+stage-1 model scores it. With the two registered sources (keys of metrics/eval.json):
   fer_public_test, fer_private_test   FER-2013 PublicTest / PrivateTest, final model
   emotiw_val                          EmotiW Val, final model ("double" fine-tuning when stage 2 ran)
   emotiw_val_stage1                   EmotiW Val, stage-1 model ("single" fine-tuning)
@@ -13,11 +15,13 @@ EmotiW samples are their path relative to the SFEW root.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
+from ..data.splits import SOURCES, Source
 from ..errors import PipelineError
 from ..io import atomic_folder, write_csv, write_json, write_text
 from ..labels import EMOTIONS, NUM_CLASSES, UNLABELED
@@ -25,9 +29,8 @@ from .confusion import dvc_rows
 from .figures import confusion_figure
 from .metrics import EvaluateConfig, check_probabilities, classification_metrics, confusion_matrix, cost_matrix
 
-FER_KEYS = {"images": 3, "labels": 1, "usage": 1}
-EMOTIW_KEYS = {"images": 3, "labels": 1, "split": 1, "paths": 1}
-
+# Who scores a set: the final model, or the stage-1 model (single fine-tuning).
+ROLE_TITLES = {"final": "final model", "stage1": "stage-1 model"}
 
 @dataclass(frozen=True)
 class EvalSet:
@@ -74,34 +77,43 @@ def _synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
-def evaluation_sets(fer: dict, emotiw: dict, fer_path: str | os.PathLike,
-                    emotiw_path: str | os.PathLike) -> list[EvalSet]:
-    """The labelled splits to score, in report order; fails on malformed inputs or empty splits."""
-    _check_arrays(fer, FER_KEYS, fer_path)
-    _check_arrays(emotiw, EMOTIW_KEYS, emotiw_path)
+def _snake(part: str) -> str:
+    """``PublicTest`` -> ``public_test``: metrics keys are lower case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", part).lower()
+
+
+def _source_sets(source: Source, data: dict, path: str | os.PathLike) -> list[EvalSet]:
+    _check_arrays(data, {"images": 3, "labels": 1, source.column: 1, **({source.ids: 1} if source.ids else {})}, path)
+    # A source any of whose parts two models score names the model in every title.
+    name_model = any(len(p.roles) > 1 for p in source.scored)
     sets = []
-    for key, usage in (("fer_public_test", "PublicTest"), ("fer_private_test", "PrivateTest")):
-        # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
-        rows = np.flatnonzero((fer["usage"] == usage) & (fer["labels"] >= 0))
-        if rows.size == 0:
-            raise PipelineError(f"{fer_path}: no labelled {usage} rows to score")
-        sets.append(EvalSet(key, f"FER {usage}", "final", fer["images"][rows],
-                            fer["labels"][rows].astype(np.int64), rows.astype(str), _synthetic(fer), f"FER {usage}"))
-    val = np.flatnonzero((emotiw["split"] == "Val") & (emotiw["labels"] >= 0))
-    if val.size == 0:
-        raise PipelineError(f"{emotiw_path}: no labelled Val images to score")
-    for key, role, who in (("emotiw_val", "final", "final model"), ("emotiw_val_stage1", "stage1", "stage-1 model")):
-        sets.append(EvalSet(key, f"EmotiW Val, {who}", role, emotiw["images"][val],
-                            emotiw["labels"][val].astype(np.int64), emotiw["paths"][val].astype(str),
-                            _synthetic(emotiw), "EmotiW Val"))
-    test = np.flatnonzero(emotiw["split"] == "Test")
-    # EmotiW Test labels were withheld by the challenge: score it only when all of it is labelled,
-    # since a partly labelled test set would give a number no one else can compare with.
-    if test.size and (emotiw["labels"][test] >= 0).all():
-        sets.append(EvalSet("emotiw_test", "EmotiW Test, final model", "final", emotiw["images"][test],
-                            emotiw["labels"][test].astype(np.int64), emotiw["paths"][test].astype(str),
-                            _synthetic(emotiw), "EmotiW Test"))
+    for scored in source.scored:
+        in_part = data[source.column] == scored.part
+        # Unlabeled faces (FER+ drops, withheld labels) are not scored.
+        rows = np.flatnonzero(in_part & (data["labels"] >= 0))
+        if scored.only_if_all_labelled:
+            if not in_part.any() or rows.size < in_part.sum():
+                continue
+        elif rows.size == 0:
+            raise PipelineError(f"{path}: no labelled {scored.part} faces to score")
+        ids = data[source.ids][rows].astype(str) if source.ids else rows.astype(str)
+        part = f"{source.title} {scored.part}"
+        for role in scored.roles:
+            key = f"{source.name}_{_snake(scored.part)}" + ("" if role == "final" else f"_{role}")
+            sets.append(EvalSet(key, f"{part}, {ROLE_TITLES[role]}" if name_model else part, role,
+                                data["images"][rows], data["labels"][rows].astype(np.int64), ids,
+                                _synthetic(data), part))
     return sets
+
+
+def evaluation_sets(data: Mapping[str, dict], paths: Mapping[str, str | os.PathLike]) -> list[EvalSet]:
+    """The scored parts of every registered source (staged_fer/data/splits.py SOURCES), in report
+    order; ``data`` and ``paths`` are keyed by source name. Fails on malformed inputs or a scored
+    part without labelled faces."""
+    missing = [name for name in SOURCES if name not in data]
+    if missing:
+        raise PipelineError(f"evaluate: no arrays given for source {missing[0]!r}")
+    return [s for name, source in SOURCES.items() for s in _source_sets(source, data[name], paths[name])]
 
 
 def score(sets: list[EvalSet], predict: Callable[[str, np.ndarray], np.ndarray],
