@@ -31,7 +31,7 @@ from staged_fer.data.splits import Bank, Split  # noqa: E402
 from staged_fer.models import build_model, input_spec  # noqa: E402
 from staged_fer.inputs.batches import DeviceImages, random_crops  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
-from staged_fer.training.config import StageConfig, TrainConfig  # noqa: E402
+from staged_fer.training.config import StageConfig, RuntimeConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 FER_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"
@@ -66,7 +66,7 @@ def bench_training_loop(images, labels, device, size: int, rounds: int, batch: i
     spec = input_spec("alexnet", cfg)
     split = Split("fer28", (Bank("train", images, labels),), (Bank("val", images[:batch], labels[:batch]),), False)
     stage = StageConfig("fer28", 1, batch, 0.001, 10, 0.9, 0.0005, "last", False, "val", 0.1)
-    train = TrainConfig(1, device.type, False, True)
+    train = RuntimeConfig(1, device.type, False, True)
     torch.manual_seed(0)
     trainer = Trainer(build_model("alexnet", cfg, pretrained=False), spec, split, stage,
                       InputConfig(resize=round(size * 256 / 227), flip=True), train, 0, device, progress=False)

@@ -31,7 +31,7 @@ from staged_fer.data.splits import build_split, read_schemes  # noqa: E402
 from staged_fer.evaluation.grid import SCHEMES  # noqa: E402
 from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
-from staged_fer.training.config import StageConfig, TrainConfig  # noqa: E402
+from staged_fer.training.config import StageConfig, RuntimeConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
     split = build_split("fer28", read_schemes(params)["fer28"], {"fer": fer})
     cfg = models_cfg(227)
     stage = section({"stage1": {**params["stage1"], "batch_size": batch}}, "stage1", StageConfig)
-    train = TrainConfig(1, device.type, False, True)
+    train = RuntimeConfig(1, device.type, False, True)
     torch.manual_seed(0)
     trainer = Trainer(build_model("alexnet", cfg, pretrained=False), input_spec("alexnet", cfg), split, stage,
                       InputConfig(256, True), train, 0, device, progress=False)

@@ -19,7 +19,7 @@ from staged_fer.labels import NUM_CLASSES
 from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.inputs.batches import DeviceImages, centre_crops, random_crops
 from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, TrainConfig
+from staged_fer.training.config import StageConfig, RuntimeConfig
 from staged_fer.inputs.gray import fold_gray_input
 from tests.params_baseline import baseline_params
 
@@ -74,7 +74,7 @@ def test_bf16_channels_last_step_matches_the_fp32_step():
         model = build_model("alexnet", cfg, num_classes=NUM_CLASSES, pretrained=False)
         start = torch.cat([p.detach().flatten() for p in model.parameters()]).to(CUDA)
         trainer = Trainer(model, spec, fer_like_split(), stage, InputConfig(256, True),
-                          TrainConfig(1, "cuda", False, bf16), 0, CUDA, progress=False)
+                          RuntimeConfig(1, "cuda", False, bf16), 0, CUDA, progress=False)
         assert trainer.autocast == bf16
         conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))   # conv2 (conv1 is folded)
         assert conv.weight.is_contiguous(memory_format=torch.channels_last) == bf16
@@ -157,7 +157,7 @@ def _ddp_fit(rank: int, world: int):
     from staged_fer.training.loop import Trainer
     device = torch.device("cuda", rank)
     ctx = Dist(rank, world, rank)
-    train = TrainConfig(devices=world, device="cuda", deterministic=False, bf16=False)
+    train = RuntimeConfig(devices=world, device="cuda", deterministic=False, bf16=False)
     return Trainer(net(), SPEC, split(), STAGE, INPUT, train, 0, device, ctx, progress=False).fit()
 
 

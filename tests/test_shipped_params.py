@@ -13,12 +13,12 @@ from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
 from staged_fer.models import MODEL_NAMES, ModelsConfig
 from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, TrainConfig
+from staged_fer.training.config import StageConfig, RuntimeConfig
 from tests.params_baseline import baseline_params
 
 SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "align": AlignConfig,
             "stage1": StageConfig, "stage2": StageConfig, "models": ModelsConfig, "input": InputConfig,
-            "train": TrainConfig, "evaluate": EvaluateConfig, "export": ExportConfig}
+            "train": RuntimeConfig, "evaluate": EvaluateConfig, "export": ExportConfig}
 
 
 def test_every_section_parses_and_nothing_else_is_there():
@@ -51,7 +51,7 @@ def test_defaults_are_the_papers_configuration():
     align = section(params, "align", AlignConfig)
     assert (align.min_fit, align.box_from, align.size) == (0.3, "eye_centres", 256)
     assert section(params, "input", InputConfig).resize == 256
-    train = section(params, "train", TrainConfig)
+    train = section(params, "train", RuntimeConfig)
     assert (train.devices, train.device) == (1, "auto")
     fer = section(params, "fer", FerConfig)
     assert fer.source == "file" and fer.labels == "fer"

@@ -14,7 +14,7 @@ from torch import nn
 
 from staged_fer.data.splits import Bank, Split
 from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, TrainConfig
+from staged_fer.training.config import StageConfig, RuntimeConfig
 from staged_fer.training.distributed import SINGLE, Dist
 from staged_fer.training.loop import Trainer
 from tests.params_baseline import baseline_params
@@ -48,7 +48,7 @@ def net() -> nn.Module:
 
 
 def fit(ctx: Dist, devices: int):
-    train = TrainConfig(devices=devices, device="cpu", deterministic=False, bf16=False)
+    train = RuntimeConfig(devices=devices, device="cpu", deterministic=False, bf16=False)
     return Trainer(net(), SPEC, split(), STAGE, INPUT, train, 0, torch.device("cpu"), ctx,
                    progress=False).fit()
 

@@ -203,7 +203,7 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
     from staged_fer.config import load_params, section
     from staged_fer.data.splits import load_split
     from staged_fer.inputs.config import InputConfig
-    from staged_fer.training.config import StageConfig, TrainConfig
+    from staged_fer.training.config import StageConfig, RuntimeConfig
     from staged_fer.training.loop import Trainer
 
     params = load_params(write_project(tmp_path))
@@ -213,7 +213,7 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
         torch.manual_seed(0)
         results[channels] = Trainer(
             tiny_net(), spec, load_split(tmp_path / "stage1.npz"), section(params, "stage1", StageConfig),
-            section(params, "input", InputConfig), section(params, "train", TrainConfig), 0,
+            section(params, "input", InputConfig), section(params, "train", RuntimeConfig), 0,
             torch.device("cpu"), channels=channels, progress=False).fit()
     gray, rgb = results["gray"], results["rgb"]
     assert list(gray.state_dict) == list(rgb.state_dict)

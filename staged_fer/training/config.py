@@ -1,5 +1,6 @@
-"""The params sections only the training stages read: `stage1`/`stage2` and `train`
-(`input`, which evaluation reads too, is staged_fer/inputs/config.py)."""
+"""The params sections only the training stages read: `stage1`/`stage2` (the training knobs)
+and `train` (how the stage runs: ``RuntimeConfig``). `input`, which evaluation reads too, is
+staged_fer/inputs/config.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class RuntimeConfig:
+    """params.yaml's `train` section: how a training stage runs (devices, determinism,
+    precision), not what it trains; the stage's own section holds the training knobs."""
     devices: int                   # >1: the stage re-runs itself under torchrun with DDP
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool            # torch.use_deterministic_algorithms

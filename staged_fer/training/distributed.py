@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from ..devices import resolve_device
 from ..errors import PipelineError
-from .config import TrainConfig
+from .config import RuntimeConfig
 
 # Set by torchrun in every process it starts.
 _RANK_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -45,7 +45,7 @@ def under_torchrun() -> bool:
     return all(k in os.environ for k in _RANK_ENV)
 
 
-def relaunch_under_torchrun(cfg: TrainConfig, script: str, argv: Sequence[str]) -> int | None:
+def relaunch_under_torchrun(cfg: RuntimeConfig, script: str, argv: Sequence[str]) -> int | None:
     """Run ``script argv`` under torchrun with ``cfg.devices`` processes and return its exit code.
 
     None when no relaunch is needed (one device, or already a torchrun worker).
@@ -57,7 +57,7 @@ def relaunch_under_torchrun(cfg: TrainConfig, script: str, argv: Sequence[str]) 
     return subprocess.run(cmd).returncode
 
 
-def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
+def pick_device(cfg: RuntimeConfig, local_rank: int = 0) -> torch.device:
     if resolve_device(cfg.device, "train.device").type == "cpu":
         return torch.device("cpu")
     if cfg.devices > torch.cuda.device_count():
@@ -66,7 +66,7 @@ def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def start(cfg: TrainConfig) -> tuple[Dist, torch.device]:
+def start(cfg: RuntimeConfig) -> tuple[Dist, torch.device]:
     """Join the process group when running under torchrun; pick this process's device."""
     if not under_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return SINGLE, pick_device(cfg)

@@ -29,7 +29,7 @@ from ..inputs.batches import (Channels, DeviceImages, SpecLike, centre_crops, ch
 from ..inputs.config import InputConfig
 from ..inputs.gray import fold_gray_input, unfold_gray_input
 from ..labels import NUM_CLASSES
-from .config import StageConfig, TrainConfig
+from .config import StageConfig, RuntimeConfig
 from .distributed import SINGLE, Dist, all_sum, barrier
 from .resume import ResumeStore
 
@@ -92,7 +92,7 @@ class Trainer:
     split: Split
     stage: StageConfig
     input: InputConfig
-    train: TrainConfig
+    runtime: RuntimeConfig      # params.yaml's `train`: devices, precision
     seed: int
     device: torch.device
     ctx: Dist = SINGLE
@@ -108,7 +108,7 @@ class Trainer:
         self.train_data = DeviceImages(self.split.train, self.device)
         self.val_data = DeviceImages(self.split.val, self.device)
         self.cuda = self.device.type == "cuda"
-        self.autocast = self.cuda and self.train.bf16
+        self.autocast = self.cuda and self.runtime.bf16
         if self.channels == "gray":
             fold_gray_input(self.model, self.spec.mean, self.spec.std)
         self.model.to(self.device)

@@ -29,7 +29,7 @@ from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
 from ..models import ModelName, ModelsConfig
 from ..models.checkpoint import read_checkpoint, write_checkpoint
-from .config import StageConfig, TrainConfig
+from .config import StageConfig, RuntimeConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
 from .live import LiveLog
 from .loop import BatchTooLarge, FitResult, Trainer, derive_seed
@@ -45,7 +45,7 @@ class SharedParams:
     model: ModelName
     models: ModelsConfig
     input: InputConfig
-    runtime: TrainConfig = field(metadata={"key": "train"})   # devices, precision: how, not what, to train
+    runtime: RuntimeConfig = field(metadata={"key": "train"})   # devices, precision: how, not what, to train
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class StageParams:
     model: str                 # a registered model
     models: ModelsConfig
     input: InputConfig
-    runtime: TrainConfig       # params.yaml's `train`
+    runtime: RuntimeConfig       # params.yaml's `train`
     stage: StageConfig         # the stage's own section: `stage1` or `stage2`
 
 
@@ -74,7 +74,7 @@ def resume_root(params_path: str | Path, stage: StageName) -> Path:
     return Path(params_path).resolve().parent / ".resume" / f"train_{stage}"
 
 
-def _configure(train: TrainConfig, device: torch.device) -> None:
+def _configure(train: RuntimeConfig, device: torch.device) -> None:
     if train.deterministic and device.type == "cuda":
         # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
