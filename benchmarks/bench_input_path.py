@@ -28,10 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.data.splits import Bank, Split  # noqa: E402
-from staged_fer.models import build_model, input_spec  # noqa: E402
 from staged_fer.inputs.batches import DeviceImages, random_crops  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
-from staged_fer.training.config import StageConfig, RuntimeConfig  # noqa: E402
+from staged_fer.models import build_model, input_spec  # noqa: E402
+from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 FER_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"

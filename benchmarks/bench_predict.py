@@ -28,16 +28,16 @@ import numpy as np
 import torch
 import yaml
 
+from staged_fer.config import parse
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
-from staged_fer.config import parse
+from staged_fer.models.checkpoint import write_checkpoint
 from staged_fer.predict.checkpoint import load_classifier
 from staged_fer.predict.faces import Analyser
 from staged_fer.predict.run import predict
 from staged_fer.predict.sources import collect
-from staged_fer.models.checkpoint import write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"

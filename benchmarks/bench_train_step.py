@@ -21,8 +21,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from staged_fer.config import load_params, section  # noqa: E402
-from staged_fer.models import ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
 from staged_fer.inputs.gray import fold_gray_input  # noqa: E402
+from staged_fer.models import ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
 
 # Images one grid run sees: FER28 Training + PublicTest validation per epoch, 30 epochs; the
 # grid is 12 runs (6 schemes x 2 models), stage-2 EmotiW runs being ~30x smaller.

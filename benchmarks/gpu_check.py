@@ -29,9 +29,9 @@ from staged_fer.config import load_params, section  # noqa: E402
 from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
 from staged_fer.data.splits import build_split, read_schemes  # noqa: E402
 from staged_fer.evaluation.grid import SCHEMES  # noqa: E402
-from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
-from staged_fer.training.config import StageConfig, RuntimeConfig  # noqa: E402
+from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
+from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

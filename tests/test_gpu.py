@@ -15,12 +15,12 @@ import torch
 
 from staged_fer.config import section
 from staged_fer.data.splits import Bank, Split
-from staged_fer.labels import NUM_CLASSES
-from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.inputs.batches import DeviceImages, centre_crops, random_crops
 from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, RuntimeConfig
 from staged_fer.inputs.gray import fold_gray_input
+from staged_fer.labels import NUM_CLASSES
+from staged_fer.models import ModelsConfig, build_model, input_spec
+from staged_fer.training.config import RuntimeConfig, StageConfig
 from tests.params_baseline import baseline_params
 
 CUDA = torch.device("cuda")

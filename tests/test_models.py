@@ -13,12 +13,12 @@ from staged_fer.config import parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import (MODEL_NAMES, PAPER_MODELS, ModelsConfig, build_model, count_parameters, head,
                                input_spec)
+from staged_fer.inputs.gray import GrayConv, fold_gray_input, unfold_gray_input
 from staged_fer.models.alexnet import WEIGHTS as ALEXNET_WEIGHTS
 from staged_fer.models.init import he_init
 from staged_fer.models.registry import ENTRIES
 from staged_fer.models.torchvision_weights import cache_file
 from staged_fer.models.vgg_m import VggM
-from staged_fer.inputs.gray import GrayConv, fold_gray_input, unfold_gray_input
 from tests.params_baseline import baseline_params
 
 PARAMS = baseline_params()

@@ -6,11 +6,10 @@ import torchvision.transforms.v2.functional as TF
 
 from staged_fer.config import load_params, parse
 from staged_fer.errors import PipelineError
-from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.inputs.config import InputConfig
-from staged_fer.models.checkpoint import load_checkpoint
+from staged_fer.models import ModelsConfig, build_model, input_spec
+from staged_fer.models.checkpoint import load_checkpoint, write_checkpoint
 from staged_fer.models.inference import predict_proba
-from staged_fer.models.checkpoint import write_checkpoint
 
 # params.yaml's models section, every model offline at a small size.
 MODELS = {name: {**cfg, "weights": "none", "input_size": 64}

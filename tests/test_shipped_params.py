@@ -11,9 +11,9 @@ from staged_fer.data.splits import SchemeConfig, SplitsParams, read_schemes
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
-from staged_fer.models import MODEL_NAMES, ModelsConfig
 from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, RuntimeConfig
+from staged_fer.models import MODEL_NAMES, ModelsConfig
+from staged_fer.training.config import RuntimeConfig, StageConfig
 from tests.params_baseline import baseline_params
 
 SECTIONS = {"fer": FerConfig, "decode": DecodeConfig, "emotiw": EmotiwConfig, "align": AlignConfig,

@@ -12,8 +12,8 @@ from torch import nn
 
 import staged_fer.models as models
 from staged_fer.data.splits import Bank, Split, save_split
-from staged_fer.training import loop, resume
 from staged_fer.models.checkpoint import read_checkpoint
+from staged_fer.training import loop, resume
 from staged_fer.training.loop import class_weights
 from staged_fer.training.stage import run
 from tests.params_baseline import baseline_params
