@@ -5,7 +5,7 @@ wrong type, so a typo in params.yaml or in ``dvc exp run -S`` never runs silentl
 Every field is required: params.yaml is the one place where knobs have values.
 
 Each stage reads its params once, at its start, with ``read_stage_params`` into one frozen
-dataclass of its own (``DecodeParams``, ``TrainingParams``, ``EvaluateParams``...): one field
+dataclass of its own (``DecodeParams``, ``SplitsParams``, ``EvaluateParams``...): one field
 per top-level key it reads, typed by that section's dataclass, so everything after that point
 works on validated values and no code reads the raw mapping. The fields are the keys listed
 for the stage in dvc.yaml (tests/test_stage_params.py checks that the two agree).
