@@ -96,7 +96,7 @@ def build_data(work: Path, params: dict) -> Path:
           "--reports", f"{d}/reports_emotiw", "--metrics", f"{d}/align.json")
     cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw.npz",
           "--stage1", f"{d}/stage1.npz", "--stage2", f"{d}/stage2.npz")
-    rates = json.loads((data / "align.json").read_text())
+    rates = json.loads((data / "reports_emotiw" / "alignment.json").read_text())
     print(f"data: built in {time.perf_counter() - started:.0f} s ({cpu:.0f} CPU s); Viola-Jones detection rate "
           f"{rates['detection_rate']['all']:.1%}, aligned {rates['alignment_rate']['all']:.1%}", flush=True)
     return data

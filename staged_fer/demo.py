@@ -140,7 +140,7 @@ def remove_previous(repo: Path, names: Sequence[str]) -> None:
 
 def detection_line(checkout: Path) -> str:
     """The alignment stage's detection and alignment rates, as one line."""
-    path = checkout / "metrics" / "align.json"
+    path = checkout / "reports" / "emotiw" / "alignment.json"
     rates = json.loads(path.read_text())
     det, ali = rates["detection_rate"]["all"], rates["alignment_rate"]["all"]
     return (f"synthetic SFEW: the Viola-Jones detector found {det:.1%} of the faces; "

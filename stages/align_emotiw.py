@@ -2,9 +2,11 @@
 
 Reads params `seed`, `emotiw` (where the photos come from) and `align` (detector, landmark
 backend, fit threshold, crop box). Writes the aligned 256x256 faces (.npz), a per-image CSV
-log with every decision, metrics (detection and alignment rates per split), and under
---reports the contact sheets and alignment.json (counts per split and outcome, and the rates). With emotiw.source=synthetic a synthetic SFEW tree
-is generated in a temporary folder, aligned exactly like a real one, then removed.
+log with every decision, metrics (the share of photos aligned, overall and by each detection
+attempt), and under --reports the contact sheets and alignment.json (counts per split and
+outcome, detection and alignment rates per split, the attempts' shares). With
+emotiw.source=synthetic a synthetic SFEW tree is generated in a temporary folder, aligned
+exactly like a real one, then removed.
 """
 import sys
 import tempfile
@@ -71,7 +73,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="output: aligned faces (.npz)")
     p.add_argument("--log", required=True, help="output: per-image log (.csv)")
     p.add_argument("--reports", required=True, help="output folder: contact sheets and every count (alignment.json)")
-    p.add_argument("--metrics", required=True, help="output: detection and alignment rates (.json)")
+    p.add_argument("--metrics", required=True, help="output: alignment rate, overall and by detection attempt (.json)")
     args = p.parse_args(argv)
 
     params = read_stage_params(load_params(args.params), AlignParams)

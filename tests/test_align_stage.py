@@ -69,7 +69,7 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
 
     rates = json.loads((out / "align.json").read_text())
     metrics = json.loads((out / "reports" / "alignment.json").read_text())
-    assert rates == {k: metrics[k] for k in ("detection_rate", "alignment_rate")}
+    assert rates == {"alignment_rate": metrics["alignment_rate"]["all"], "aligned_by": metrics["aligned_by"]}
     assert metrics["synthetic"] is False and metrics["landmarks"] == "dlib"
     assert metrics["counts"]["Train"] == {"aligned": 4, "fallback": 0, "dropped": 3, "unreadable": 4, "total": 11}
     assert metrics["counts"]["Val"]["fallback"] == 1 and metrics["alignment_rate"]["Test"] == 1.0

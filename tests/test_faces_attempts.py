@@ -7,7 +7,7 @@ import pytest
 from faces_samples import align_config, astronaut_gray
 from staged_fer.faces import geometry
 from staged_fer.faces.config import PadConfig
-from staged_fer.faces.contact_sheet import failure_picks, marker
+from staged_fer.faces.contact_sheet import MARKS, failure_picks, marker
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
 from staged_fer.faces.pipeline import ALIGNED, DROPPED, ImageTask, Result, attempt_rates, detect_gray, finish_one
@@ -108,6 +108,83 @@ def test_geometry_check_accepts_a_face_and_names_what_is_wrong_otherwise(dlib_lm
     assert "hull" in geometry.implausible(points, (177.0, 100.0, 93.0, 30.0))            # a sliver of the face
 
 
+@pytest.fixture(scope="module")
+def template(dlib_lm):
+    """The astronaut's 68 points as fractions of her detection box: a face shape to place in boxes."""
+    box = (177.0, 67.0, 93.0, 93.0)
+    (points, fit), = dlib_lm(astronaut_gray(), [box])
+    assert fit > 0.5
+    return (points - box[:2]) / box[2]
+
+
+def _place(template, box):
+    return np.asarray(box[:2]) + template * box[2]
+
+
+def test_face_box_puts_the_eyes_where_a_frontal_detection_has_them():
+    x, y, w, h = geometry.face_box(np.array([[40.0, 39.0], [76.0, 39.0]]))
+    assert (x, y, w, h) == pytest.approx((8.0, 0.0, 100.0, 100.0))
+    assert geometry.iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(1 / 3)
+    assert geometry.iou((0, 0, 10, 10), (10, 0, 10, 10)) == 0.0
+
+
+def test_a_small_face_within_a_larger_face_is_a_part_of_it(template):
+    face = _place(template, (0.0, 0.0, 200.0, 200.0))
+    nose_and_mouth = _place(template, (75.0, 95.0, 50.0, 50.0))   # inside the face's outline
+    assert geometry.part_of(nose_and_mouth, face)
+    assert not geometry.part_of(face, nose_and_mouth)
+    # One face fitted twice, a little larger the second time: the same face, not a part.
+    assert not geometry.part_of(face, _place(template, (-10.0, -10.0, 220.0, 220.0)))
+    # A small face beside the large one (a second person): not a part, even when its box is inside.
+    assert not geometry.part_of(_place(template, (0.0, 150.0, 50.0, 50.0)), face)
+
+
+class _Stub:
+    """A detector finding ``boxes`` on the first frontal attempt only, and a landmarker putting the
+    template in any box it is given, with fits looked up by box (default: ``other``)."""
+
+    def __init__(self, template, boxes, fits, other):
+        self.template, self.boxes, self.fits, self.other = template, boxes, fits, other
+        self.real = FaceDetector(align_config().detector, align_config().pad)
+
+    def scene(self, gray):
+        return self.real.scene(gray)
+
+    def detect(self, scene, attempt):
+        from staged_fer.faces.detection import Detection
+        return [Detection(b, "frontal") for b in self.boxes] if attempt == "frontal" else []
+
+    def __call__(self, gray, boxes):
+        return [(_place(self.template, b), self.fits.get(tuple(round(v) for v in b), self.other)) for b in boxes]
+
+
+def _stubbed(stub, gray, **cfg):
+    cfg = align_config(**cfg)
+    det, scene = detect_gray(ImageTask("x.png", "Train", 0), gray, stub)
+    return finish_one(det, stub, cfg, stub, scene)
+
+
+def test_a_weak_find_within_the_face_a_close_up_holds_gives_way_to_that_face(template):
+    """The frontal cascade fires on the nose and mouth of a face too large for the frame; the
+    landmarks fitted to the frame fit nowhere (0), but fitted again in the box their eyes imply,
+    they hold the find: the find is a part, and that face is taken at min_fit."""
+    gray = np.full((220, 200), 100, np.uint8)
+    small = (75.0, 110.0, 50.0, 50.0)
+    frame = (0, 0, 200, 220)
+    stub = _Stub(template, [small], {tuple(map(round, small)): 0.35, frame: 0.0}, other=0.45)
+    r = _stubbed(stub, gray)
+    assert r.outcome == ALIGNED and r.attempt == "whole_photo" and r.fit == 0.45
+    assert r.eyes[1, 0] - r.eyes[0, 0] > 60           # the large face's eyes, not the find's
+    # Without the whole-photo fit nothing shows the find is a part: it is taken.
+    r = _stubbed(stub, gray, whole_photo_fit=False)
+    assert r.attempt == "frontal" and r.box == small
+    # A refitted face that holds no find is no candidate, however well it fits: the find stays.
+    aside = (2.0, 2.0, 40.0, 40.0)
+    stub = _Stub(template, [aside], {tuple(map(round, aside)): 0.35, frame: 0.0}, other=0.9)
+    r = _stubbed(stub, gray)
+    assert r.attempt == "frontal" and r.box == aside and r.fit == 0.35
+
+
 def _result(path, outcome, detector="", fit=None, attempt="", box=(0, 0, 1, 1)):
     return Result(ImageTask(path, "Train", 0), outcome, detector=detector, fit=fit, attempt=attempt,
                   box=box if fit is not None else None, thumb=np.zeros((4, 4), np.uint8))
@@ -126,7 +203,8 @@ def test_attempt_rates_split_the_alignment_rate():
 def test_sheets_mark_padded_profile_and_whole_photo_finds_and_pick_the_worst_fits():
     assert [marker(_result("p", ALIGNED, d, 0.9)) for d in
             ("frontal", "frontal_padded", "profile_mirrored", "profile_mirrored_padded", "whole_photo")] == \
-        ["", "padded", "profile", "padded", "whole photo"]
+        ["", "padded", "profile", "profile padded", "whole photo"]
+    assert set(MARKS) == {"padded", "profile", "profile padded", "whole photo"}
     rs = [_result(f"f{i:02d}", ALIGNED, "frontal", 0.3 + i / 100) for i in range(50)]
     rs += [_result("none1", DROPPED), _result("low", DROPPED, "frontal", 0.1)]
     undetected, worst = failure_picks(rs)

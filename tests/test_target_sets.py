@@ -72,7 +72,7 @@ def test_pipeline_trains_on_a_raf_db_style_tree(tmp_path):
         **TINY_PARAMS, "emotiw.source": "dir", "emotiw.root": str(root), "emotiw.splits": RAF_SPLITS,
         "emotiw.labels": RAF_LABELS})
     assert "build_splits" in project.repro()
-    align = json.loads((project.path / "metrics" / "align.json").read_text())
+    align = json.loads((project.path / "reports" / "emotiw" / "alignment.json").read_text())
     assert align["skipped_classes"] == {"test/8": 2, "train/8": 2}
     log = (project.path / "data" / "interim" / "emotiw_log.csv").read_text()
     assert "train/1/" in log and "test/7/" in log

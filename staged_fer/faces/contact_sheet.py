@@ -24,18 +24,16 @@ PER_ROW = 10
 MAX_UNDETECTED = 40
 WORST_FITS = 40
 # Frame colours of the finds that did not come from the plain frontal pass (see marker()).
-MARKS = {"padded": "tab:orange", "profile": "tab:blue", "whole photo": "tab:green"}
+MARKS = {"padded": "tab:orange", "profile": "tab:blue", "profile padded": "tab:purple", "whole photo": "tab:green"}
 
 
 def marker(r: Result) -> str:
     """Which MARKS entry a result's find gets; "" for the frontal cascade on the photo as it is."""
     if r.detector == "whole_photo":
         return "whole photo"
-    if r.detector.endswith("_padded"):
-        return "padded"
-    if r.detector.startswith("profile"):
-        return "profile"
-    return ""
+    kind = "profile" if r.detector.startswith("profile") else ""
+    padded = "padded" if r.detector.endswith("_padded") else ""
+    return " ".join(filter(None, (kind, padded)))
 
 
 def _blank(ax) -> None:

@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from .config import DetectorConfig, PadConfig
+from .geometry import SAME_FACE_IOU, iou
 
 FRONTAL = "haarcascade_frontalface_default.xml"
 PROFILE = "haarcascade_profileface.xml"
@@ -171,22 +172,13 @@ class FaceDetector:
         return faces(found)
 
 
-def _iou(a: tuple, b: tuple) -> float:
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
 def faces(boxes: list[Detection]) -> list[Detection]:
     """One representative box per face, the largest face first (see the module docstring)."""
     order = sorted(boxes, key=lambda d: (-d.area, KIND_RANK[d.kind], d.box[1], d.box[0]))
     groups: list[list[Detection]] = []
     for det in order:
         for group in groups:
-            if _iou(group[0].box, det.box) >= 0.3:
+            if iou(group[0].box, det.box) >= SAME_FACE_IOU:
                 group.append(det)
                 break
         else:

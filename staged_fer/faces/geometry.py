@@ -131,9 +131,32 @@ def stretch(img: np.ndarray) -> np.ndarray:
 
 
 # Where the eyes sit in a Viola-Jones frontal box, on average over the LFW faces bundled with
-# scikit-image: used only to place the fallback crop when a box was found but no fit passed.
+# scikit-image: they place the fallback crop when a box was found but no fit passed, and the box
+# a detection would have around given eyes (``face_box``).
 VJ_EYE_Y = 0.39     # eye line, fraction of the box height from its top (frontal cascade)
 VJ_E2E = 0.36       # eye-to-eye distance, fraction of the box width
+# Boxes overlapping at least this much (intersection over union) show one face: the detector
+# groups its boxes by it, and a face fitted inside another face's outline is a part of that face
+# only when their boxes overlap less.
+SAME_FACE_IOU = 0.3
+
+
+def face_box(eyes: np.ndarray) -> tuple[float, float, float, float]:
+    """The box (x, y, w, h) a frontal Viola-Jones detection would have around these eye centres."""
+    eyes = np.asarray(eyes, dtype=np.float64)
+    mid, _, e2e = _eye_axis(eyes)
+    w = e2e / VJ_E2E
+    return (float(mid[0] - w / 2), float(mid[1] - VJ_EYE_Y * w), w, w)
+
+
+def iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def fallback_matrix(box: tuple[float, float, float, float] | None, shape: tuple[int, int],
@@ -182,3 +205,19 @@ def implausible(landmarks: np.ndarray, box: tuple[float, float, float, float]) -
     if area < MIN_BOX_PER_HULL * hull:
         return f"box {area / hull:.2f} of the landmarks' hull"
     return ""
+
+
+def part_of(inner: np.ndarray, outer: np.ndarray) -> bool:
+    """Whether the face fitted as ``inner`` (68 points) is a part of the face ``outer``.
+
+    A face's nose and mouth, or an eye and a brow, can look like a small face to the cascade and
+    to the landmark model, with a fit and a geometry that pass (a close-up whose face is too large
+    for the frame). The larger face gives it away: all of the small face's points lie within the
+    larger one's outline (the convex hull of its points), and the two are not one face found
+    twice (their face boxes overlap less than detections of one face do).
+    """
+    inner, outer = np.asarray(inner, dtype=np.float64), np.asarray(outer, dtype=np.float64)
+    hull = cv2.convexHull(outer.astype(np.float32))
+    if any(cv2.pointPolygonTest(hull, (float(x), float(y)), False) < 0 for x, y in inner):
+        return False
+    return iou(face_box(eye_centres(inner)), face_box(eye_centres(outer))) < SAME_FACE_IOU

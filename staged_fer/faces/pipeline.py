@@ -58,6 +58,7 @@ class Result:
     thumb: np.ndarray | None = None      # small view of the whole photo, for dropped images
     shape: tuple[int, int] | None = None
     attempt: str = ""                    # the attempt (ATTEMPT_NAMES) that gave ``box``
+    landmarks: np.ndarray | None = None  # (68, 2) in the photo, for aligned faces
 
 
 @dataclass
@@ -132,18 +133,38 @@ def _fit(scene: Scene, candidates: list[Detection], attempt: str, landmarker: La
     source, offset = (scene.full_padded, scene.pad_full) if candidates[0].padded else (scene.gray, 0)
     boxes = [_shift(c.box, offset) for c in candidates]
     for cand, box, (points, fit) in zip(candidates, boxes, landmarker(source, boxes)):
-        why = geometry.implausible(points, box) if fit >= cfg.min_fit else ""
-        if fit < cfg.min_fit or why:
-            rejected.append(_Rejected(cand, attempt, fit, why))
-            continue
-        try:
-            alignment = geometry.align(points, cfg.size, cfg.box_from)
-        except ValueError:
-            continue   # degenerate landmarks (coinciding eyes): not a usable fit
-        face = geometry.stretch(geometry.warp(source, alignment.matrix, cfg.size))
-        return Result(task, ALIGNED, "", cand.name, cand.box, fit, alignment.eyes - offset, alignment.angle_deg,
-                      face=face, shape=scene.gray.shape, attempt=attempt)
+        result = _accept(scene, source, offset, cand, attempt, points, fit, cfg, task, rejected)
+        if result is not None:
+            return result
     return None
+
+
+def _accept(scene: Scene, source: np.ndarray, offset: float, cand: Detection, attempt: str, points: np.ndarray,
+            fit: float, cfg: AlignConfig, task: ImageTask, rejected: list[_Rejected]) -> Result | None:
+    """The aligned face of one fitted candidate (``points`` in ``source``, the photo shifted by
+    ``offset``), or None (logged in ``rejected``) when its fit or geometry fails."""
+    box = _shift(cand.box, offset)
+    why = geometry.implausible(points, box) if fit >= cfg.min_fit else ""
+    if fit < cfg.min_fit or why:
+        rejected.append(_Rejected(cand, attempt, fit, why))
+        return None
+    try:
+        alignment = geometry.align(points, cfg.size, cfg.box_from)
+    except ValueError:
+        return None   # degenerate landmarks (coinciding eyes): not a usable fit
+    face = geometry.stretch(geometry.warp(source, alignment.matrix, cfg.size))
+    return Result(task, ALIGNED, "", cand.name, cand.box, fit, alignment.eyes - offset, alignment.angle_deg,
+                  face=face, shape=scene.gray.shape, attempt=attempt, landmarks=points - offset)
+
+
+def _whole_photo(scene: Scene, landmarker: Landmarker, cfg: AlignConfig, task: ImageTask,
+                 box: tuple[float, float, float, float] | None = None) -> tuple[Result | None, np.ndarray]:
+    """Landmarks fitted in ``box`` (default: the photo's frame): the aligned face when their fit
+    and geometry pass (else None), and the points either way."""
+    h, w = scene.gray.shape
+    cand = Detection(box or (0.0, 0.0, float(w), float(h)), WHOLE_PHOTO)
+    (points, fit), = landmarker(scene.gray, [cand.box])
+    return _accept(scene, scene.gray, 0, cand, WHOLE_PHOTO, points, fit, cfg, task, []), points
 
 
 def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector: FaceDetector,
@@ -153,7 +174,19 @@ def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector
     A fit below ``align.confident_fit`` does not end the search: a part of a face (a mouth and
     nose, an eye) can pass the fit and the geometry check when the face it belongs to is too
     large for the frame. The attempts that look for such a face (the padded one and the whole
-    photo) still run, and the best fit of all is taken.
+    photo) still run, and the best fit of all is taken, except that a find whose points all lie
+    within the outline of another candidate's face is a part of that face and is not taken
+    (``geometry.part_of``).
+
+    The whole-photo fit needs ``align.whole_photo_min_fit``: no detector vouches for it. Where a
+    find is weak, it also tests whether the photo is a close-up whose face holds the find: the
+    photo's frame is not where a detector would box that face (a crop is cut tighter, off centre)
+    and the landmark model, trained on detector boxes, may not lock on in it, so the landmarks are
+    fitted again in the box a frontal detection would have around the eyes the frame's fit found.
+    That face is a candidate only where a find is a part of it: it then needs just
+    ``align.min_fit``, as the finds do, since the photo is accepted either way and the find shows
+    a face-like pattern there; by its fit alone it could displace a real face (a refit also locks
+    onto an eye and a cheek now and then, at fits above the whole photo's threshold).
     """
     task, gray = det.task, det.gray
     scene = scene or detector.scene(gray)
@@ -168,13 +201,17 @@ def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector
             weak.append(result)
         attempt, found = _first_found(detector, scene, attempt + 1, padded_only=bool(weak))
     if cfg.whole_photo_fit and min(gray.shape) >= cfg.detector.min_size:
-        h, w = gray.shape
-        whole = Detection((0.0, 0.0, float(w), float(h)), WHOLE_PHOTO)
-        result = _fit(scene, [whole], WHOLE_PHOTO, landmarker, cfg, task, [])
-        if result is not None and result.fit >= cfg.whole_photo_min_fit:
-            weak.append(result)
-    if weak:
-        return max(weak, key=lambda r: r.fit)   # ties: the earlier attempt
+        whole, points = _whole_photo(scene, landmarker, cfg, task)
+        if weak:
+            box = geometry.face_box(geometry.eye_centres(points))
+            enclosing = _whole_photo(scene, landmarker, cfg, task, box)[0] if box[2] >= 1.0 else None
+            if enclosing is not None and any(geometry.part_of(r.landmarks, enclosing.landmarks) for r in weak):
+                weak.append(enclosing)
+        if whole is not None and whole.fit >= cfg.whole_photo_min_fit:
+            weak.append(whole)
+    faces = [r for r in weak if not any(o is not r and geometry.part_of(r.landmarks, o.landmarks) for o in weak)]
+    if faces:
+        return max(faces, key=lambda r: r.fit)   # ties: the earlier attempt
     return _fall_back(task, gray, cfg, max(rejected, key=lambda r: r.fit, default=None))
 
 

@@ -18,9 +18,7 @@ from .landmarks import Landmarker
 
 def crop_box(size: int) -> tuple[float, float, float, float]:
     """Where a frontal detection box sits in an eye-centre crop of side ``size``."""
-    (rx, y), (lx, _) = geometry.eye_targets(np.zeros((68, 2)), size, "eye_centres")
-    w = (lx - rx) / geometry.VJ_E2E
-    return ((rx + lx) / 2 - w / 2, y - geometry.VJ_EYE_Y * w, w, w)
+    return geometry.face_box(geometry.eye_targets(np.zeros((68, 2)), size, "eye_centres"))
 
 
 def crop_eye_errors(faces: Sequence[np.ndarray], landmarker: Landmarker, size: int) -> np.ndarray:
