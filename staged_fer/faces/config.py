@@ -39,7 +39,7 @@ class AlignConfig:
     size: int
     detector: DetectorConfig
     pad: PadConfig
-    whole_photo_fit: bool  # no accepted detection: fit landmarks to the whole photo (a face crop?)
+    whole_photo_fit: bool  # no confident find: fit landmarks to the whole photo (a face crop?)
     whole_photo_min_fit: float  # the fit a whole-photo fit must reach (stricter: no detector vouches)
     workers: int          # 0 = one process per available core
     # Where FAN runs: auto (CUDA when present) | cpu | cuda, resolved like `train.device`.
