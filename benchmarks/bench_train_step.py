@@ -2,7 +2,8 @@
 
 Each measurement is the Trainer's own step (forward, cross-entropy, backward, SGD) on one
 pre-made batch, for the one-channel input with conv1 folded and for the replicated
-three-channel input, so the printed ratio says which the pipeline should feed. On CUDA it
+three-channel input, so the printed ratio says which the pipeline should feed. The optimizer
+step alone is also timed fused (what training uses) against PyTorch's default foreach step. On CUDA it
 uses bf16 autocast and channels_last as training does, reports peak GPU memory, and
 estimates the wall time of the paper's grid (12 runs of 30 epochs over FER28-sized data).
 
@@ -23,13 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from staged_fer.config import load_params, section  # noqa: E402
 from staged_fer.inputs.gray import fold_gray_input  # noqa: E402
 from staged_fer.models import ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
+from staged_fer.training.config import StageConfig  # noqa: E402
+from staged_fer.training.loop import sgd  # noqa: E402
 
 # Images one grid run sees: FER28 Training + PublicTest validation per epoch, 30 epochs; the
 # grid is 12 runs (6 schemes x 2 models), stage-2 EmotiW runs being ~30x smaller.
 GRID_IMAGES = 12 * 30 * (28709 + 3589 / 3)   # validation forward costs about a third of a step
 
 
-def step_rate(name: str, cfg, device: torch.device, batch: int, steps: int, channels: str,
+def step_rate(name: str, cfg, stage: StageConfig, device: torch.device, batch: int, steps: int, channels: str,
               bf16: bool) -> tuple[float, float]:
     spec = input_spec(name, cfg)
     torch.manual_seed(0)
@@ -40,7 +43,7 @@ def step_rate(name: str, cfg, device: torch.device, batch: int, steps: int, chan
     autocast = device.type == "cuda" and bf16
     if autocast:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=0.0005)
+    opt = sgd(model.parameters(), stage)
     x = torch.randn(batch, 1 if channels == "gray" else 3, spec.size, spec.size, device=device)
     if autocast:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -68,6 +71,27 @@ def step_rate(name: str, cfg, device: torch.device, batch: int, steps: int, chan
     return rate, peak
 
 
+def optimizer_ratio(name: str, cfg, stage: StageConfig, device: torch.device, steps: int) -> float:
+    """Fused SGD steps per second over foreach ones, on the same weights and gradients."""
+    model = build_model(name, cfg, pretrained=False).to(device)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    rates = {}
+    for _ in range(2):   # alternating rounds: load on a shared machine hits both alike
+        for fused in (False, True):
+            opt = sgd(model.parameters(), stage, fused=fused)
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            rates.setdefault(fused, []).append(steps / (time.perf_counter() - start))
+    return max(rates[True]) / max(rates[False])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cuda = torch.cuda.is_available()
@@ -86,6 +110,7 @@ def main() -> None:
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     raw = {n: {**c, "weights": "none"} for n, c in params["models"].items()}
     cfg = section({"models": raw}, "models", ModelsConfig)
+    stage = section(params, "stage1", StageConfig)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)}), bf16 {not args.no_bf16}" if device.type == "cuda" else "")
           + f"; batch {args.batch}, {args.steps} timed steps after one warm-up")
@@ -93,12 +118,13 @@ def main() -> None:
         spec = input_spec(name, cfg)
         rates = {}
         for channels in ("gray", "rgb"):
-            rates[channels], peak = step_rate(name, cfg, device, args.batch, args.steps, channels, not args.no_bf16)
+            rates[channels], peak = step_rate(name, cfg, stage, device, args.batch, args.steps, channels, not args.no_bf16)
             mem = f", peak GPU memory {peak:.2f} GiB" if device.type == "cuda" else ""
             print(f"[3] {name:8s} {spec.size} px, {channels:4s} input: {rates[channels]:9.1f} img/s{mem}")
         params_m = count_parameters(build_model(name, cfg, pretrained=False)) / 1e6
         print(f"    {name}: {params_m:.1f}M parameters; 1-channel folded / 3-channel = "
-              f"{rates['gray'] / rates['rgb']:.2f}x")
+              f"{rates['gray'] / rates['rgb']:.2f}x; optimizer step fused / foreach = "
+              f"{optimizer_ratio(name, cfg, stage, device, max(args.steps, 3)):.2f}x")
         if device.type == "cuda":
             print(f"    paper grid (12 runs x 30 epochs) with {name} at this rate: "
                   f"{GRID_IMAGES / rates['gray'] / 60:.1f} min")

@@ -44,6 +44,18 @@ def lr_at(stage: StageConfig, epoch: int) -> float:
     return stage.lr * 0.1 ** (epoch // stage.lr_step)
 
 
+def sgd(parameters, stage: StageConfig, fused: bool = True) -> torch.optim.SGD:
+    """The paper's solver: SGD with momentum and weight decay, as one fused kernel per step.
+
+    The default (foreach) step walks the weights several times (decay, momentum, update); the
+    fused kernel reads and writes each weight once. With AlexNet's 57M weights on the CPU that
+    is about 6x less time per optimizer step, a third of a 64-px training step; the results
+    agree to float rounding (benchmarks/bench_train_step.py prints both).
+    """
+    return torch.optim.SGD(parameters, lr=stage.lr, momentum=stage.momentum,
+                           weight_decay=stage.weight_decay, fused=fused, foreach=None if fused else True)
+
+
 def class_weights(labels: torch.Tensor) -> torch.Tensor:
     """n / (K * n_k) for the K classes present, so the mean weight over samples is 1.
 
@@ -117,8 +129,7 @@ class Trainer:
         self.net = self.model
         if self.ctx.active:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.cuda else None)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.stage.lr,
-                                         momentum=self.stage.momentum, weight_decay=self.stage.weight_decay)
+        self.optimizer = sgd(self.model.parameters(), self.stage)
         self.loss_weight = class_weights(self.train_data.labels.cpu()).to(self.device) \
             if self.stage.class_weights else None
         if self.stage.batch_size % self.ctx.world:
