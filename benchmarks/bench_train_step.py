@@ -118,7 +118,8 @@ def main() -> None:
         spec = input_spec(name, cfg)
         rates = {}
         for channels in ("gray", "rgb"):
-            rates[channels], peak = step_rate(name, cfg, stage, device, args.batch, args.steps, channels, not args.no_bf16)
+            rates[channels], peak = step_rate(name, cfg, stage, device, args.batch, args.steps, channels,
+                                              not args.no_bf16)
             mem = f", peak GPU memory {peak:.2f} GiB" if device.type == "cuda" else ""
             print(f"[3] {name:8s} {spec.size} px, {channels:4s} input: {rates[channels]:9.1f} img/s{mem}")
         params_m = count_parameters(build_model(name, cfg, pretrained=False)) / 1e6

@@ -5,8 +5,9 @@ complete, so a failed or interrupted stage never leaves a half-written file that
 later stage could mistake for a result. Output folders are built the same way, as a whole:
 ``atomic_folder`` (or ``StagedFolder`` when the build spans several calls) fills a temporary
 sibling folder and swaps it in by renames, so the previous folder stays in place until the
-new one is complete, and a rerun leaves no file of the previous run inside it. Writers are also deterministic (no timestamps), so a
-stage that reruns on the same inputs produces the same bytes and DVC skips what follows.
+new one is complete, and a rerun leaves no file of the previous run inside it. Writers are
+also deterministic (no timestamps), so a stage that reruns on the same inputs produces the
+same bytes and DVC skips what follows.
 """
 from __future__ import annotations
 
