@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from torch import nn
 
 from .cli import run_stage
 from .errors import PipelineError
-from .io import atomic_path, write_json
+from .io import atomic_path, read_json_object, write_json
 from .labels import EMOTIONS, NUM_CLASSES
 
 FORMAT = "staged_fer-onnx-1"
@@ -88,15 +87,7 @@ def sidecar_path(onnx_path: str | Path) -> Path:
 def _metrics(path: str | Path | None, run: dict) -> dict | None:
     if path is None:
         return None
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: metrics file not found (run `dvc repro evaluate`, or leave out --metrics)")
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(metrics, dict):
-        raise PipelineError(f"{path}: expected a JSON object of metrics")
+    metrics = read_json_object(path, "metrics file", "run `dvc repro evaluate`, or leave out --metrics")
     if metrics.get("model", run["model"]) != run["model"]:
         raise PipelineError(f"{path}: metrics of model {metrics['model']!r}, but the checkpoint holds "
                             f"{run['model']!r}; pass the metrics of the same run")

@@ -24,6 +24,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .errors import PipelineError
+
 # A fixed zip timestamp: numpy's savez stamps the current time, which would make every
 # rerun of a stage a "change" for DVC.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -117,6 +119,21 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a whole .npz into memory (no pickles)."""
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
+
+
+def read_json_object(path: str | os.PathLike, what: str, remedy: str) -> dict:
+    """A JSON object that another stage or command wrote; one line naming ``path`` (and how to
+    get a good one, ``remedy``) when it is missing, not JSON or not an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found ({remedy})")
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc}); {remedy}") from None
+    if not isinstance(obj, dict):
+        raise PipelineError(f"{path}: expected a JSON object ({what}); {remedy}")
+    return obj
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

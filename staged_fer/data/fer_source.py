@@ -21,7 +21,6 @@ import hashlib
 import http.client
 import importlib.util
 import io
-import json
 import re
 import tarfile
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator, Literal
 
 from ..errors import PipelineError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, read_json_object, write_json
 from .raw_snapshot import check_unchanged, snapshot
 
 CANONICAL_HEADER = b"emotion,pixels,Usage"
@@ -118,14 +117,8 @@ def fetch_fer(cfg: FerConfig, out_csv: str | Path, meta_path: str | Path, seed: 
 
 def read_meta(path: str | Path) -> dict:
     """Read the meta JSON download_fer writes, checking it has every key."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: FER-2013 meta file not found (run `dvc repro download_fer`)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path}: not valid JSON ({exc}); rerun `dvc repro download_fer`") from None
-    missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
+    meta = read_json_object(path, "FER-2013 meta file", "run `dvc repro download_fer`")
+    missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise PipelineError(f"{path}: missing key `{missing[0]}` (written by an older download_fer? "
                             f"rerun `dvc repro -f download_fer`)")
