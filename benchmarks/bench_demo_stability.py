@@ -1,8 +1,8 @@
-"""Does `make demo` give the same result on every machine? Its AlexNet run, 1 and 2 threads x 3 seeds.
+"""Does `make demo` give the same result on every machine? One model's run, 1 and 2 threads x 3 seeds.
 
 The demo's data are built once, as the demo builds them: the stage scripts download_fer,
 decode_fer, align_emotiw and build_splits with the committed params.yaml plus the demo's
-overrides (staged_fer/demo.py) and `model: alexnet`. Then, for every (seed, threads), the
+overrides (staged_fer/demo.py) for --model (AlexNet by default). Then, for every (seed, threads), the
 stage scripts train_stage1, train_stage2 and evaluate run in a fresh process with
 OMP_NUM_THREADS=threads (torch's intra-op threads) and `seed` set to the seed, which drives
 the initial weights, batch order, crops, flips and dropout. Thread counts change the order of
@@ -12,8 +12,8 @@ classes the final model predicts on EmotiW Val (its confusion matrix's non-empty
 Exits with 1 when the worst final accuracy is below --min-accuracy or a run leaves a class
 unpredicted.
 
-    python benchmarks/bench_demo_stability.py [--seeds 0 1 2] [--threads 1 2] [--jobs 1]
-        [--work DIR] [-S key=value ...]
+    python benchmarks/bench_demo_stability.py [--model alexnet] [--seeds 0 1 2] [--threads 1 2]
+        [--jobs 1] [--work DIR] [-S key=value ...]
 
 --jobs runs that many trainings at once (results do not depend on it: each run's arithmetic
 is fixed by its seed and thread count); --work keeps the data and runs in DIR (the data are
@@ -36,10 +36,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from staged_fer.demo import overrides  # noqa: E402
+from staged_fer.demo import MODELS, overrides  # noqa: E402
 from staged_fer.labels import EMOTIONS  # noqa: E402
-
-MODEL = "alexnet"
 
 
 def committed_params() -> dict:
@@ -130,6 +128,7 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=MODELS, default="alexnet")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--jobs", type=int, default=1)
@@ -138,8 +137,9 @@ def main() -> int:
     ap.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-demo-"))
-    params = apply(committed_params(), overrides(MODEL, args.extra))
-    print(f"demo params: {' '.join(overrides(MODEL, args.extra))}\nwork: {work}; load average "
+    settings = overrides(args.model, args.extra)
+    params = apply(committed_params(), settings)
+    print(f"demo params: {' '.join(settings)}\nwork: {work}; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
     data = build_data(work, params)
     runs = [(s, t) for s in args.seeds for t in args.threads]

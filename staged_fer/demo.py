@@ -80,6 +80,7 @@ MODEL_OVERRIDES: dict[str, tuple[str, ...]] = {"vgg_m": ("stage1.lr=0.005",)}
 # The `dvc exp show` columns that fit a 120-column terminal: which run, its data schemes, and
 # EmotiW Val accuracy of the final and of the stage-1 model.
 SHOW_COLUMNS = r"Experiment|^model$|stage[12]\.data|emotiw_val\.accuracy$|emotiw_val_stage1\.accuracy$"
+SHOW_WIDTH = 120
 
 
 def experiment_name(model: str) -> str:
@@ -94,7 +95,10 @@ def overrides(model: str, extra: Sequence[str] = ()) -> list[str]:
 def _env() -> dict[str, str]:
     # Stage commands call `python`: the one running this module, wherever it was started from.
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    # DVC's tables take the terminal's width; written to a pipe or a log they would shrink to 80
+    # columns, where `dvc exp show` is all `…`. The terminal's width where there is one, else 120.
+    columns = str(shutil.get_terminal_size((SHOW_WIDTH, 24)).columns)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "COLUMNS": columns}
 
 
 def _dvc_exe() -> str:

@@ -73,6 +73,7 @@ def test_demo_runs_from_committed_params_and_leaves_the_workspace_as_it_was(tmp_
     edited = params_file.read_bytes()
 
     sets = [a for v in TINY_DEMO for a in ("-S", v)]
+    project.env.pop("COLUMNS", None)   # output to a pipe, no terminal width: as in a log file
     run = project.run(sys.executable, "-m", "staged_fer.demo", "--models", "alexnet", *sets)
 
     assert project.run("git", "status", "--porcelain").stdout == status
@@ -86,7 +87,15 @@ def test_demo_runs_from_committed_params_and_leaves_the_workspace_as_it_was(tmp_
     assert used["models"]["alexnet"]["weights"] == "none"
     metrics = json.loads(project.run("git", "show", f"{sha}:metrics/eval.json").stdout)
     assert 0 <= metrics["emotiw_val"]["accuracy"] <= 1
-    assert "demo-alexnet" in run.stdout and "emotiw_val.accuracy" in run.stdout
+    # The table in full, as in a 120-column terminal: no column cut to `…`.
+    lines = run.stdout.splitlines()
+    # The header row (the last line to start with "Experiment"; DVC's "Experiment results ..." is earlier).
+    header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Experiment"])
+    table = "\n".join(lines[header:header + 4])   # the header, the commit and its experiment
+    for column in ("demo-alexnet", "emotiw_val.accuracy", "emotiw_val_stage1.accuracy", "model", "stage1.data",
+                   "stage2.data"):
+        assert column in table, run.stdout
+    assert "…" not in table and max(map(len, table.splitlines())) <= demo.SHOW_WIDTH, run.stdout
     assert "Viola-Jones detector found" in run.stdout
 
     # A second demo replaces the experiment of the same name (the run-cache restores it).
