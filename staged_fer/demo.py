@@ -48,9 +48,8 @@ PREFIX = "demo-"
 # - the last epochs of each stage at lr / 10, and `keep: best`: small final steps settle a
 #   run, and the kept epoch is a settled one.
 # - class weights: FER's disgust is rare (6%), and an unweighted loss learns to skip it.
-# - VGG-M's stage 1 at half AlexNet's rate (MODEL_OVERRIDES): its fc6 takes 512 channels x 36
-#   copies, and at 0.01 its first steps blew up and left it at chance for four epochs (stage-1
-#   Val 0.27); at 0.005 it reached 0.53, same seed, threads and data.
+# - one schedule for both models: VGG-M from random weights takes unit-scale pixels like AlexNet
+#   (staged_fer/models/vgg_m.py says why), and the same rates suit it.
 OVERRIDES: tuple[str, ...] = (
     "fer.source=synthetic",
     "emotiw.source=synthetic",
@@ -74,9 +73,6 @@ OVERRIDES: tuple[str, ...] = (
     "stage2.class_weights=true",
 )
 
-# Per-model changes, after OVERRIDES: `dvc exp show --only-changed` lists them beside the model.
-MODEL_OVERRIDES: dict[str, tuple[str, ...]] = {"vgg_m": ("stage1.lr=0.005",)}
-
 # The `dvc exp show` columns that fit a 120-column terminal: which run, its data schemes, and
 # EmotiW Val accuracy of the final and of the stage-1 model.
 SHOW_COLUMNS = r"Experiment|^model$|stage[12]\.data|emotiw_val\.accuracy$|emotiw_val_stage1\.accuracy$"
@@ -88,8 +84,8 @@ def experiment_name(model: str) -> str:
 
 
 def overrides(model: str, extra: Sequence[str] = ()) -> list[str]:
-    """All `-S` values of one demo experiment: the demo's, the model's, the model, then ``extra``."""
-    return [*OVERRIDES, *MODEL_OVERRIDES.get(model, ()), f"model={model}", *extra]
+    """All `-S` values of one demo experiment: the demo's, the model, then ``extra``."""
+    return [*OVERRIDES, f"model={model}", *extra]
 
 
 def _env() -> dict[str, str]:

@@ -159,6 +159,9 @@ def test_alexnet_spec_is_torchvisions_normalisation():
 def test_vgg_m_spec_is_mean_pixel_subtraction():
     spec = input_spec("vgg_m", config())
     assert (spec.size, spec.std, spec.channel_order) == (224, (1.0, 1.0, 1.0), "RGB")
+    # From random weights the pixels are brought to unit scale, as He init assumes.
+    scratch = input_spec("vgg_m", OFFLINE)
+    assert scratch.mean == spec.mean and min(scratch.std) > 50
     # conv1 is flipped to RGB on conversion, so the mean pixel is the published BGR one reversed.
     assert spec.mean[::-1] == (103.939, 116.779, 123.68)
     pixels = torch.randint(0, 256, (1, 3, 4, 4), dtype=torch.uint8)

@@ -29,7 +29,8 @@ def checkpoint(tmp_path_factory):
     model = build_model("alexnet", models_cfg(), pretrained=False)
     path = tmp_path_factory.mktemp("ckpt") / "stage1.pt"
     write_checkpoint(path, model="alexnet", state_dict=model.state_dict(),
-                     params={"models": MODELS, "model": "alexnet"}, epoch=3, best_val_acc=0.5,
+                     params={"seed": 0, "model": "alexnet", "models": MODELS, "input": vars(INPUT)},
+                     epoch=3, best_val_acc=0.5,
                      history=[{"epoch": 1, "val_acc": 0.5}], synthetic=True, scheme="fer28")
     return path, model.eval()
 
@@ -91,3 +92,15 @@ def test_load_checkpoint_errors_name_the_file(checkpoint, tmp_path):
         load_checkpoint(partial, models_cfg(), "cpu")
     with pytest.raises(PipelineError, match="trained at input_size 64"):
         load_checkpoint(checkpoint[0], models_cfg(input_size=96), "cpu")
+
+
+def test_a_checkpoint_is_read_with_the_normalisation_it_was_trained_with(tmp_path):
+    # VGG-CNN-M-2048 from random weights takes unit-scale pixels; its Caffe weights, raw ones.
+    path = tmp_path / "vgg_m.pt"
+    write_checkpoint(path, model="vgg_m", state_dict={}, params={"seed": 0, "model": "vgg_m", "models": MODELS,
+                     "input": vars(INPUT)}, epoch=1, best_val_acc=0.5, history=[], synthetic=True, scheme="fer28")
+    caffe = {k: dict(v) for k, v in MODELS.items()}
+    caffe["vgg_m"]["weights"] = "imagenet"
+    with pytest.raises(PipelineError, match=r"vgg_m.pt: trained on inputs .* / \(58.395, 57.12, 57.375\) but "
+                                            r"params.yaml `models.vgg_m` gives .* / \(1.0, 1.0, 1.0\); rerun"):
+        load_checkpoint(path, parse(ModelsConfig, caffe, "models"), "cpu")

@@ -83,8 +83,8 @@ def load_checkpoint(path: str | Path, models_cfg, device: str | torch.device
     """(model in eval mode on ``device``, its InputSpec, the checkpoint dict).
 
     The model named in the checkpoint is rebuilt with ``pretrained=False`` from ``models_cfg``
-    (params.yaml's ``models``) and its weights loaded; the input size the checkpoint was trained
-    with must be the one ``models_cfg`` gives now.
+    (params.yaml's ``models``) and its weights loaded; the input the checkpoint was trained on
+    (size and normalisation) must be the one ``models_cfg`` gives now.
     """
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -97,10 +97,14 @@ def load_checkpoint(path: str | Path, models_cfg, device: str | torch.device
         model = build_model(name, models_cfg, num_classes=NUM_CLASSES, pretrained=False)
     except (KeyError, ValueError) as exc:
         raise PipelineError(f"{path}: cannot rebuild model {name!r}: {exc}") from None
-    trained_size = ckpt["params"].get("models", {}).get(name, {}).get("input_size")
-    if trained_size is not None and trained_size != spec.size:
-        raise PipelineError(f"{path}: trained at input_size {trained_size} but params.yaml "
+    trained = input_spec(name, run_params(ckpt, path).models)
+    if trained.size != spec.size:
+        raise PipelineError(f"{path}: trained at input_size {trained.size} but params.yaml "
                             f"`models.{name}.input_size` is {spec.size}; rerun training")
+    if trained != spec:   # VGG-CNN-M-2048's normalisation follows its `weights`
+        raise PipelineError(f"{path}: trained on inputs (pixel - {trained.mean}) / {trained.std} but "
+                            f"params.yaml `models.{name}` gives (pixel - {spec.mean}) / {spec.std}; "
+                            f"rerun training")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

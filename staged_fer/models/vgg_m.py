@@ -30,6 +30,12 @@ LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 0.0005, 0.75, 2.0
 # mean image of the same training set (VGG_mean.binaryproto) instead. conv1 is flipped to RGB
 # on conversion, so the values are listed here in RGB order.
 MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
+# From random weights the pixels are also divided by ImageNet's pixel std (torchvision's, in
+# 0..255 units), so that He init's unit-scale assumption holds. On raw pixels (std about 50)
+# every activation starts 50x too large: pool5 came out 10x AlexNet's, fc6 then learned about
+# 100x faster than the convolutions, and from-scratch training either blew up at lr 0.01 or
+# crawled at 0.005. The Caffe weights were trained on raw pixels and keep them.
+SCRATCH_STD_RGB = (58.395, 57.12, 57.375)
 
 POOL5_SIZE = 6
 MIN_INPUT_SIZE = 41   # pool5 at least 1x1
@@ -52,7 +58,8 @@ class VggMConfig:
 
 
 def input_spec(cfg: VggMConfig) -> InputSpec:
-    return InputSpec(size=cfg.input_size, mean=MEAN_PIXEL_RGB, std=(1.0, 1.0, 1.0), channel_order="RGB")
+    std = (1.0, 1.0, 1.0) if cfg.weights == "imagenet" else SCRATCH_STD_RGB
+    return InputSpec(size=cfg.input_size, mean=MEAN_PIXEL_RGB, std=std, channel_order="RGB")
 
 
 class VggM(nn.Module):
