@@ -45,7 +45,7 @@ PREFIX = "demo-"
 #   against 0.38 for 64); the fused SGD step keeps the smaller batch cheap.
 # - 7 epochs in stage 1: after 5, VGG-M was still learning (stage-1 Val 0.53 and climbing) and
 #   its final model was 0.57-0.69 over seeds and threads, three runs of six never predicting
-#   Sad; after 7, 0.79-0.84 with every class. The two epochs cost about a minute.
+#   Sad; after 7, 0.79-0.84 with every class. The two epochs add about 1.5 minutes.
 # - stage 2 runs longer than stage 1 at a lower rate: its 280 faces are cheap, and the
 #   adaptation keeps gaining for about ten epochs.
 # - the last epochs of each stage at lr / 10, and `keep: best`: small final steps settle a
