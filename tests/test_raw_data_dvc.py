@@ -97,3 +97,20 @@ def test_a_missing_raw_file_stops_with_one_line_naming_the_key(project):
     assert result.returncode != 0 and not aside.exists()
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: `fer.path`: no FER-2013 file in folder {FER_DIR}")
+
+
+def test_a_raw_path_that_does_not_exist_is_refused_before_the_stage_runs(project, tmp_path):
+    # DVC checks deps before it runs a stage's command, so the stage cannot name the key; the
+    # README quotes DVC's line, which names the stage and the path.
+    missing = tmp_path / "nowhere" / "fer2013.csv"
+    params = (project.path / "params.yaml").read_text()
+    lock = (project.path / "dvc.lock").read_bytes()
+    project.set_params(fer__path=str(missing))
+    try:
+        result = project.dvc("repro", "--single-item", "download_fer", check=False)
+    finally:
+        (project.path / "params.yaml").write_text(params)
+    assert result.returncode != 0 and "Running stage" not in result.stdout
+    dvc_line = f"failed to reproduce 'download_fer': [Errno 2] No such file or directory: '{missing}'"
+    assert dvc_line in result.stderr
+    assert (project.path / "dvc.lock").read_bytes() == lock
