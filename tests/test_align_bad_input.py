@@ -12,8 +12,8 @@ from staged_fer.faces.pipeline import align_all
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sfew")
+def tree(module_tmp):
+    root = module_tmp("sfew")
     return root, write_sfew_fixture(root)
 
 

@@ -256,9 +256,9 @@ def test_conversion_maps_flips_and_reshapes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def full_size(tmp_path_factory):
+def full_size(module_tmp):
     blobs = caffe_blobs(CAFFE_SHAPES)
-    path = tmp_path_factory.mktemp("caffe") / "VGG_CNN_M_2048.caffemodel"
+    path = module_tmp("caffe") / "VGG_CNN_M_2048.caffemodel"
     write_vgg_m(path, blobs)
     return path, blobs
 

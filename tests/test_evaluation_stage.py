@@ -21,8 +21,8 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("evaluate")
+def workspace(module_tmp):
+    path = module_tmp("evaluate")
     params = baseline_params()
     params["models"]["alexnet"].update(weights="none", input_size=SIZE)
     params["input"]["resize"] = 72

@@ -16,9 +16,9 @@ from staged_fer.predict.checkpoint import load_classifier
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, small_checkpoint):
+def exported(module_tmp, small_checkpoint):
     """The small checkpoint, exported with a metrics file."""
-    root = tmp_path_factory.mktemp("export")
+    root = module_tmp("export")
     ckpt = small_checkpoint
     metrics = root / "eval.json"
     metrics.write_text(json.dumps({"model": "alexnet", "emotiw_val": {"accuracy": 0.5, "n": 10}}))

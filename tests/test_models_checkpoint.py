@@ -24,10 +24,10 @@ def models_cfg(**alexnet):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(module_tmp):
     torch.manual_seed(0)
     model = build_model("alexnet", models_cfg(), pretrained=False)
-    path = tmp_path_factory.mktemp("ckpt") / "stage1.pt"
+    path = module_tmp("ckpt") / "stage1.pt"
     write_checkpoint(path, model="alexnet", state_dict=model.state_dict(),
                      params={"seed": 0, "model": "alexnet", "models": MODELS, "input": vars(INPUT)},
                      epoch=3, best_val_acc=0.5,

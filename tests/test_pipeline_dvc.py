@@ -44,10 +44,10 @@ atexit.register(_log_imports)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(module_tmp):
     plots_template.write()   # what `make setup` does: `dvc plots show` needs the page template
-    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
-    hook, log = tmp_path_factory.mktemp("hook"), tmp_path_factory.mktemp("imports")
+    project = DvcProject.copy_of_repo(module_tmp("repo"), TINY_PARAMS)
+    hook, log = module_tmp("hook"), module_tmp("imports")
     (hook / "sitecustomize.py").write_text(IMPORT_LOG_HOOK)
     project.env.update(PYTHONPATH=str(hook), IMPORT_LOG_DIR=str(log))
     project.import_log = log

@@ -34,8 +34,8 @@ def write_video(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, small_checkpoint):
-    root = tmp_path_factory.mktemp("predict")
+def inputs(module_tmp, small_checkpoint):
+    root = module_tmp("predict")
     write_jpeg(root / "astronaut.jpg", cv2.cvtColor(astronaut_rgb(), cv2.COLOR_RGB2BGR))
     for i in LFW:   # nested, to be found recursively
         write_png(root / "lfw" / ("a" if i < 2 else "b/c") / f"lfw{i}.png", lfw_canvas(i))

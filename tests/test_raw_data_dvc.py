@@ -26,17 +26,17 @@ SFEW_DIR = "data/external/SFEW_2.0"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(module_tmp):
     from staged_fer.synthetic.fer import write_fer_csv
     from staged_fer.synthetic.sfew import write_sfew_tree
 
     params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "emotiw.source": "dir"}
-    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), params)
+    project = DvcProject.copy_of_repo(module_tmp("repo"), params)
     fer = TINY_PARAMS["fer.synthetic"]
     write_fer_csv(project.path / FER_DIR / "fer2013.csv",
                   {"Training": fer["train"], "PublicTest": fer["public_test"], "PrivateTest": fer["private_test"]}, 0)
     sfew = TINY_PARAMS["emotiw.synthetic"]
-    tree = tmp_path_factory.mktemp("sfew") / "SFEW_2.0"
+    tree = module_tmp("sfew") / "SFEW_2.0"
     write_sfew_tree(tree, sfew["train_per_class"], sfew["val_per_class"], sfew["test"], 0)
     for split in tree.iterdir():   # beside the folder's README
         shutil.move(str(split), project.path / SFEW_DIR / split.name)

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    project = DvcProject.copy_of_repo(tmp_path_factory.mktemp("repo"), TINY_PARAMS)
+def project(module_tmp):
+    project = DvcProject.copy_of_repo(module_tmp("repo"), TINY_PARAMS)
     project.repro()
     return project
 
