@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
 from tools import plots_template
@@ -123,16 +124,30 @@ def test_editing_a_library_file_flags_exactly_the_stages_that_import_it(project)
 
 @pytest.mark.slow
 def test_editing_each_library_file_flags_exactly_its_importers(project):
+    # Every stage of dvc.yaml takes part: the optional export stage is switched on for one
+    # checkpoint, and the pipeline reproduced (all of it when this test runs alone).
+    params = (project.path / "params.yaml").read_bytes()
+    project.set_params(export__onnx=["stage2"])
+    project.repro()
     derived = derived_deps(project.path / "dvc.yaml")
+    instances = project.dvc("stage", "list", "--name-only").stdout.split()   # export -> export@stage2
+    assert "export@stage2" in instances
     wrong = {}
-    for path in sorted(p for d in ("staged_fer", "stages") for p in (project.path / d).rglob("*.py")):
-        rel = path.relative_to(project.path).as_posix()
-        expected = {s for s, files in derived.items() if rel in files}
-        flagged = edit_flags(project, rel)
-        if flagged != expected:
-            wrong[rel] = (sorted(flagged), sorted(expected))
+    try:
+        for path in sorted(p for d in ("staged_fer", "stages") for p in (project.path / d).rglob("*.py")):
+            rel = path.relative_to(project.path).as_posix()
+            expected = {i for i in instances if rel in derived[i.partition("@")[0]]}
+            flagged = edit_flags(project, rel)
+            if flagged != expected:
+                wrong[rel] = (sorted(flagged), sorted(expected))
+        assert changed_stages(project) == set()
+    finally:   # back to the module's state: export off, and none of its outputs left behind
+        lock = yaml.safe_load((project.path / "dvc.lock").read_text())["stages"]
+        for out in lock.get("export@stage2", {}).get("outs", []):
+            (project.path / out["path"]).unlink(missing_ok=True)
+        (project.path / "params.yaml").write_bytes(params)
+        project.repro()
     assert wrong == {}
-    assert changed_stages(project) == set()
 
 
 def test_experiment_with_vgg_m(project):
@@ -198,6 +213,7 @@ def test_experiment_with_ferplus_labels(project, tmp_path):
     where every fifth face has no majority and the first is not a face."""
     from tests.test_ferplus import one_hot, write_votes
 
+    project.repro()   # a no-op after the module's earlier tests; the whole pipeline when run alone
     rows = [line.rsplit(",", 1) for line in (project.path / "data/raw/fer2013.csv").read_text().splitlines()[1:]]
     columns = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")  # FER order
     votes = np.array([[3, 3, 4, 0, 0, 0, 0, 0, 0, 0] if i % 5 == 4 else one_hot(columns[int(row[0][0])])
@@ -215,9 +231,9 @@ def test_experiment_with_ferplus_labels(project, tmp_path):
                                              "contempt": 0}
     assert sum(decoded["classes"].values()) == len(rows) - len(rows) // 5 - 1
     # The label file is a dependency of decode_fer: the lock pins it, and changing it flags the stage.
-    lock = (project.path / "dvc.lock").read_text()
-    assert re.search(rf"decode_fer:.*?- path: {re.escape(str(path))}\n\s+hash: md5\n\s+md5: [0-9a-f]{{32}}",
-                     lock, re.S), lock
+    lock = yaml.safe_load((project.path / "dvc.lock").read_text())
+    pinned = {d["path"]: d for d in lock["stages"]["decode_fer"]["deps"]}
+    assert re.fullmatch(r"[0-9a-f]{32}", pinned[str(path)]["md5"]), pinned
     original = path.read_bytes()
     path.write_bytes(original.replace(b"fer0000001.png", b"fer0000001.jpg", 1))
     try:
@@ -228,7 +244,8 @@ def test_experiment_with_ferplus_labels(project, tmp_path):
 
 
 def test_metrics_diff_shows_both_accuracies(project):
-    out = project.dvc("metrics", "diff", "HEAD", "--md").stdout
+    # AlexNet (the commit) against the VGG-M experiment, whatever a later experiment left in the workspace
+    out = project.dvc("metrics", "diff", "HEAD", "vgg", "--md").stdout
     assert "metrics/eval.json" in out
     assert "fer_public_test.accuracy" in out
     assert "emotiw_val.accuracy" in out

@@ -25,7 +25,7 @@ def project(module_tmp):
 
 def test_predict_uses_the_trained_model_and_its_align_params(project):
     photo = write_jpeg(project.path / "photos" / "astronaut.jpg", cv2.cvtColor(astronaut_rgb(), cv2.COLOR_RGB2BGR))
-    result = project.run(sys.executable, "-m", "staged_fer.predict", str(photo.parent), "--out", "predictions.csv",
+    result = project.run(sys.executable, "-m", "staged_fer.predict", "photos", "--out", "predictions.csv",
                          "--annotate", "annotated", "--device", "cpu", "--quiet")
     assert "faces aligned with its run's align params (dlib landmarks" in result.stderr
     with open(project.path / "predictions.csv", newline="") as fh:
