@@ -127,11 +127,12 @@ def test_editing_each_library_file_flags_exactly_its_importers(project):
     # Every stage of dvc.yaml takes part: the optional export stage is switched on for one
     # checkpoint, and the pipeline reproduced (all of it when this test runs alone).
     params = (project.path / "params.yaml").read_bytes()
+    export = "export@stage2"   # the stage instance that export.onnx = [stage2] makes
     project.set_params(export__onnx=["stage2"])
     project.repro()
     derived = derived_deps(project.path / "dvc.yaml")
-    instances = project.dvc("stage", "list", "--name-only").stdout.split()   # export -> export@stage2
-    assert "export@stage2" in instances
+    instances = project.dvc("stage", "list", "--name-only").stdout.split()   # foreach stages by instance
+    assert export in instances
     wrong = {}
     try:
         for path in sorted(p for d in ("staged_fer", "stages") for p in (project.path / d).rglob("*.py")):
@@ -143,7 +144,7 @@ def test_editing_each_library_file_flags_exactly_its_importers(project):
         assert changed_stages(project) == set()
     finally:   # back to the module's state: export off, and none of its outputs left behind
         lock = yaml.safe_load((project.path / "dvc.lock").read_text())["stages"]
-        for out in lock.get("export@stage2", {}).get("outs", []):
+        for out in lock.get(export, {}).get("outs", []):
             (project.path / out["path"]).unlink(missing_ok=True)
         (project.path / "params.yaml").write_bytes(params)
         project.repro()

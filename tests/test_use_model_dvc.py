@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -24,14 +25,15 @@ def project(module_tmp):
 
 
 def test_predict_uses_the_trained_model_and_its_align_params(project):
-    photo = write_jpeg(project.path / "photos" / "astronaut.jpg", cv2.cvtColor(astronaut_rgb(), cv2.COLOR_RGB2BGR))
-    result = project.run(sys.executable, "-m", "staged_fer.predict", "photos", "--out", "predictions.csv",
+    photo = Path("photos") / "astronaut.jpg"   # given relative to the project, as `make predict` users do
+    write_jpeg(project.path / photo, cv2.cvtColor(astronaut_rgb(), cv2.COLOR_RGB2BGR))
+    result = project.run(sys.executable, "-m", "staged_fer.predict", str(photo.parent), "--out", "predictions.csv",
                          "--annotate", "annotated", "--device", "cpu", "--quiet")
     assert "faces aligned with its run's align params (dlib landmarks" in result.stderr
     with open(project.path / "predictions.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["outcome"] == "aligned" and row["predicted"]
-    assert (project.path / "annotated" / "photos" / "astronaut.jpg").is_file()
+    assert (project.path / "annotated" / photo).is_file()
     card = (project.path / "reports" / "model_card.md").read_text()
     assert "**Synthetic data.**" in card and "dlib 68-point landmarks" in card
 
