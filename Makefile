@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
 PLOTS_TEMPLATE := .dvc/plots/template.html
 
-.PHONY: setup deps demo test test-all test-gpu grid report bench predict clean-venv
+.PHONY: setup deps demo test test-slow test-all test-gpu grid report bench predict clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ demo: $(STAMP)
 
 test: setup
 	python -m pytest
+
+# The slow tests (whole pipelines through dvc, the demo, the real data), which CI runs after
+# `make test`; the gpu-marked ones among them skip without CUDA, each with its reason.
+test-slow: setup
+	python -m pytest -m slow
 
 test-all: setup
 	python -m pytest -m ''

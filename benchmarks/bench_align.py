@@ -10,13 +10,13 @@ load on a shared machine. Also prints how many photos each aligned and, for the 
 median distance between the eyes dlib finds again on its aligned crops and the paper box's
 eye positions.
 
-    python benchmarks/bench_align.py [--root ../shared/data/faces-dev] [--rounds 3] [--workers N]
+    python benchmarks/bench_align.py [--root ../shared/data/faces-dev] [--photos N] [--rounds 3]
+        [--workers N] [--quick]
 
 ``--root`` holds photos in any folder layout (faces-dev: <Emotion>/*.jpg).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import cv2
 import numpy as np
 
+from benchmarks.common import REPO, SHARED_DATA, count, input_folder, parse, parser, positive_int
 from staged_fer.config import load_params, section
 from staged_fer.faces import geometry
 from staged_fer.faces.config import AlignConfig
@@ -34,7 +35,6 @@ from staged_fer.faces.landmarks import DlibLandmarker
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
 from staged_fer.faces.quality import crop_eye_errors
 
-REPO = Path(__file__).resolve().parents[1]
 PLAIN_SIDE = 640
 
 
@@ -76,16 +76,17 @@ def _photos(root: Path) -> list[Path]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "faces-dev"))
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of both aligners")
-    p.add_argument("--workers", type=int, default=None, help="stage's pool size (default: align.workers)")
+    p = parser(__doc__)
+    p.add_argument("--root", help="folder of photos (default: ../shared/data/faces-dev)")
+    p.add_argument("--photos", type=positive_int, help="the first N photos (default: all)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="alternating rounds of both aligners")
+    p.add_argument("--workers", type=count, default=None, help="stage's pool size (default: align.workers)")
     p.add_argument("--params", default=str(REPO / "params.yaml"))
-    args = p.parse_args()
-    root = Path(args.root)
-    photos = _photos(root)
+    args = parse(p, {"photos": 8, "rounds": 1, "workers": 1})
+    root = input_folder(p, args.root, SHARED_DATA / "faces-dev", "faces-dev")
+    photos = _photos(root)[:args.photos]
     if not photos:
-        sys.exit(f"no photos under {root}")
+        p.error(f"no photos under {root}")
     raw = load_params(args.params)["align"]
     raw = {**raw, "landmarks": "dlib", **({"workers": args.workers} if args.workers is not None else {})}
     cfg = section({"align": raw}, "align", AlignConfig)

@@ -5,13 +5,12 @@ the same shape (35,887 rows). Both decoders run in this process, one after the o
 ratio holds on a noisy machine even when the absolute times do not. Peak memory is the
 tracemalloc peak of the project's decoder (numpy reports its buffers to tracemalloc).
 
-    python benchmarks/bench_decode_fer.py [--csv PATH] [--repeat 3] [--baseline-rows N]
+    python benchmarks/bench_decode_fer.py [--csv PATH] [--rows N] [--repeat 3] [--baseline-rows N] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import gzip
-import shutil
+import itertools
 import sys
 import tempfile
 import time
@@ -24,9 +23,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import SHARED_DATA, parse, parser, positive_int  # noqa: E402
 from staged_fer.data.fer_decode import PIXELS, decode_fer_csv  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "fer2013.csv.gz"
+REAL = SHARED_DATA / "fer2013.csv.gz"
 ROWS = 35_887
 
 
@@ -46,12 +46,16 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--csv", type=Path, help="a fer2013.csv to decode (default: the real one, else generated)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the project's decoder (best is reported)")
-    ap.add_argument("--baseline-rows", type=int, default=None,
+    ap.add_argument("--rows", type=positive_int, default=ROWS,
+                    help="rows of the real or generated CSV (not of --csv)")
+    ap.add_argument("--repeat", type=positive_int, default=3, help="runs of the project's decoder (best is reported)")
+    ap.add_argument("--baseline-rows", type=positive_int, default=None,
                     help="rows for the baseline (default all; its time is scaled to all rows)")
-    args = ap.parse_args()
+    args = parse(ap, {"rows": 2000, "repeat": 1})
+    if args.csv is not None and not args.csv.is_file():
+        ap.error(f"--csv {args.csv}: no such file")
 
     with tempfile.TemporaryDirectory() as tmp:
         csv = args.csv
@@ -59,11 +63,11 @@ def main() -> None:
             csv = Path(tmp) / "fer2013.csv"
             if REAL.is_file():
                 with gzip.open(REAL, "rb") as src, open(csv, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                    dst.writelines(itertools.islice(src, args.rows + 1))   # the header and --rows rows
                 what = f"real FER-2013 ({REAL})"
             else:
-                make_csv(csv, ROWS)
-                what = f"generated CSV ({ROWS} rows)"
+                make_csv(csv, args.rows)
+                what = f"generated CSV ({args.rows} rows)"
         else:
             what = str(csv)
         size = csv.stat().st_size

@@ -14,11 +14,10 @@ stage as done with `dvc commit` over placeholder outputs (nothing is trained), t
 
 and prints wall and CPU seconds and no-op / base.
 
-    python benchmarks/bench_dvc_status.py [--photos 2000] [--kb 60] [--repeat 5]
+    python benchmarks/bench_dvc_status.py [--photos 2000] [--kb 60] [--repeat 5] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -31,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import REPO as ROOT, parse, parser, positive_int
+
 DVC = Path(sys.executable).parent / "dvc"
 SFEW = "data/external/SFEW_2.0"
 EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
@@ -106,11 +109,11 @@ def no_op_status(project: Path, repeat: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--photos", type=int, default=2000)
-    p.add_argument("--kb", type=int, default=60, help="size of each photo (SFEW's are tens to hundreds of KB)")
-    p.add_argument("--repeat", type=int, default=5)
-    args = p.parse_args(argv)
+    p = parser(__doc__)
+    p.add_argument("--photos", type=positive_int, default=2000)
+    p.add_argument("--kb", type=positive_int, default=60, help="size of each photo (SFEW's are tens to hundreds of KB)")
+    p.add_argument("--repeat", type=positive_int, default=5)
+    args = parse(p, {"photos": 50, "kb": 4, "repeat": 1}, argv)
     with tempfile.TemporaryDirectory(prefix="bench-dvc-status-") as tmp:
         project = Path(tmp) / "repo"
         copy_project(project)

@@ -10,11 +10,10 @@
 Faces: the first rows of the real FER-2013 when ../shared/data/fer2013.csv.gz exists, else
 random 48x48 faces. Runs on CUDA when present (or --device).
 
-    python benchmarks/bench_input_path.py [--device cpu|cuda] [--train-size 64] [--rounds 3]
+    python benchmarks/bench_input_path.py [--device cpu|cuda] [--train-size 64] [--rounds 3] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import REPO, SHARED_DATA, count, parse, parser, positive_float, positive_int  # noqa: E402
 from staged_fer.data.splits import Bank, Split  # noqa: E402
 from staged_fer.inputs.batches import DeviceImages, random_crops  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
@@ -34,7 +34,7 @@ from staged_fer.models import build_model, input_spec  # noqa: E402
 from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
-FER_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"
+FER_CSV = SHARED_DATA / "fer2013.csv.gz"
 
 
 def load_faces(n: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -50,7 +50,7 @@ def load_faces(n: int) -> tuple[np.ndarray, np.ndarray, str]:
 def models_cfg(size: int):
     from staged_fer.config import load_params, section
     from staged_fer.models import ModelsConfig
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = load_params(REPO / "params.yaml")
     raw = params["models"]
     raw = {name: {**cfg, "weights": "none", "input_size": size} for name, cfg in raw.items()}
     return section({"models": raw}, "models", ModelsConfig)
@@ -195,19 +195,22 @@ def bench_input_only(images, labels, device, size: int, batch: int, seconds: flo
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--train-size", type=int, default=64, help="AlexNet input size for benchmark 1")
-    p.add_argument("--train-faces", type=int, default=512)
-    p.add_argument("--train-batch", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--input-faces", type=int, default=1024)
-    p.add_argument("--input-batch", type=int, default=128)
-    p.add_argument("--seconds", type=float, default=8.0, help="per measurement of benchmark 2")
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    p = parser(__doc__)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--train-size", type=positive_int, default=64, help="AlexNet input size for benchmark 1")
+    p.add_argument("--train-faces", type=positive_int, default=512)
+    p.add_argument("--train-batch", type=positive_int, default=64)
+    p.add_argument("--rounds", type=positive_int, default=3)
+    p.add_argument("--input-faces", type=positive_int, default=1024)
+    p.add_argument("--input-batch", type=positive_int, default=128)
+    p.add_argument("--seconds", type=positive_float, default=8.0, help="per measurement of benchmark 2")
+    p.add_argument("--workers", type=count, nargs="+", default=[0, 2])
+    p.add_argument("--threads", type=count, default=0, help="torch threads (0: leave the default)")
     p.add_argument("--only", choices=["1", "2"], default=None)
-    args = p.parse_args()
+    args = parse(p, {"train_faces": 64, "train_batch": 16, "rounds": 1, "input_faces": 64, "input_batch": 16,
+                     "seconds": 0.2, "workers": [0, 1]})
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -10,11 +10,10 @@ Photos: the first 200 of ``../shared/data/faces-dev`` when present, else scikit-
 faces (the astronaut and LFW faces on a plain canvas), repeated to 200. The model has random
 weights (`weights: none`; nothing is downloaded): its cost, not its answers, is measured.
 
-    python benchmarks/bench_predict.py [--photos 200] [--workers 0] [--rounds 2]
+    python benchmarks/bench_predict.py [--photos 200] [--workers 0] [--rounds 2] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import yaml
 
+from benchmarks.common import REPO as ROOT, SHARED_DATA, count, parse as parse_args, parser, positive_int
 from staged_fer.config import parse
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
@@ -39,8 +39,7 @@ from staged_fer.predict.faces import Analyser
 from staged_fer.predict.run import predict
 from staged_fer.predict.sources import collect
 
-ROOT = Path(__file__).resolve().parents[1]
-FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
+FACES_DEV = SHARED_DATA / "faces-dev"
 
 
 def photos(n: int, scratch: Path) -> tuple[Path, str]:
@@ -66,11 +65,11 @@ def photos(n: int, scratch: Path) -> tuple[Path, str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--photos", type=int, default=200)
-    p.add_argument("--workers", type=int, default=0, help="processes for both (0 = one per core)")
-    p.add_argument("--rounds", type=int, default=2)
-    args = p.parse_args()
+    p = parser(__doc__)
+    p.add_argument("--photos", type=positive_int, default=200)
+    p.add_argument("--workers", type=count, default=0, help="processes for both (0 = one per core)")
+    p.add_argument("--rounds", type=positive_int, default=2)
+    args = parse_args(p, {"photos": 6, "workers": 1, "rounds": 1})
     # The shipped align params, with the offline landmarks; every model from random weights.
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = parse(AlignConfig, {**shipped["align"], "landmarks": "dlib", "workers": args.workers}, "align")

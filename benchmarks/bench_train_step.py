@@ -7,11 +7,10 @@ step alone is also timed fused (what training uses) against PyTorch's default fo
 uses bf16 autocast and channels_last as training does, reports peak GPU memory, and
 estimates the wall time of the paper's grid (12 runs of 30 epochs over FER28-sized data).
 
-    python benchmarks/bench_train_step.py [--device cpu|cuda] [--batch 32] [--steps 3]
+    python benchmarks/bench_train_step.py [--device cpu|cuda] [--batch 32] [--steps 3] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -21,9 +20,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import REPO, count, parse, parser, positive_int  # noqa: E402
 from staged_fer.config import load_params, section  # noqa: E402
 from staged_fer.inputs.gray import fold_gray_input  # noqa: E402
-from staged_fer.models import ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
+from staged_fer.models import MODEL_NAMES, ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
 from staged_fer.training.config import StageConfig  # noqa: E402
 from staged_fer.training.loop import sgd  # noqa: E402
 
@@ -40,17 +40,16 @@ def step_rate(name: str, cfg, stage: StageConfig, device: torch.device, batch: i
     if channels == "gray":
         fold_gray_input(model, spec.mean, spec.std)
     model.to(device).train()
-    autocast = device.type == "cuda" and bf16
-    if autocast:
+    if bf16:
         model.to(memory_format=torch.channels_last)
     opt = sgd(model.parameters(), stage)
     x = torch.randn(batch, 1 if channels == "gray" else 3, spec.size, spec.size, device=device)
-    if autocast:
+    if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,), device=device)
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
@@ -93,21 +92,23 @@ def optimizer_ratio(name: str, cfg, stage: StageConfig, device: torch.device, st
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     cuda = torch.cuda.is_available()
-    p.add_argument("--device", default="cuda" if cuda else "cpu")
-    p.add_argument("--batch", type=int, default=128 if cuda else 16)
-    p.add_argument("--steps", type=int, default=30 if cuda else 2)
-    p.add_argument("--no-bf16", action="store_true")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--models", nargs="+", default=["alexnet", "vgg_m"])
-    args = p.parse_args()
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if cuda else "cpu")
+    p.add_argument("--batch", type=positive_int, default=128 if cuda else 16)
+    p.add_argument("--steps", type=positive_int, default=30 if cuda else 2)
+    p.add_argument("--no-bf16", action="store_true", help="fp32 on CUDA too (the CPU always runs fp32)")
+    p.add_argument("--threads", type=count, default=0)
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["alexnet", "vgg_m"])
+    args = parse(p, {"batch": 2, "steps": 1, "models": ["alexnet"]})
+    if args.device == "cuda" and not cuda:
+        p.error("--device cuda: no CUDA device is available")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = load_params(REPO / "params.yaml")
     raw = {n: {**c, "weights": "none"} for n, c in params["models"].items()}
     cfg = section({"models": raw}, "models", ModelsConfig)
     stage = section(params, "stage1", StageConfig)
@@ -119,7 +120,7 @@ def main() -> None:
         rates = {}
         for channels in ("gray", "rgb"):
             rates[channels], peak = step_rate(name, cfg, stage, device, args.batch, args.steps, channels,
-                                              not args.no_bf16)
+                                              device.type == "cuda" and not args.no_bf16)
             mem = f", peak GPU memory {peak:.2f} GiB" if device.type == "cuda" else ""
             print(f"[3] {name:8s} {spec.size} px, {channels:4s} input: {rates[channels]:9.1f} img/s{mem}")
         params_m = count_parameters(build_model(name, cfg, pretrained=False)) / 1e6

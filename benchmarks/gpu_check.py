@@ -5,13 +5,12 @@ images/s of AlexNet at 227 and VGG-M at 224 (bf16, channels_last, batch 128); on
 stage-1 epoch of AlexNet at 227 px on the real FER-2013 in ../shared (time, GPU memory peak);
 and the wall time of the paper's 12-run grid projected from those figures. Without CUDA each
 measurement runs once at a token size on the CPU, so that the script's every line has run
-before it meets a GPU, and its row reads "skipped: no CUDA".
+before it meets a GPU, and its row reads "skipped: no CUDA"; --quick does the same on CUDA.
 
-    python benchmarks/gpu_check.py [--tests "<make test-gpu summary line>"]
+    python benchmarks/gpu_check.py [--tests "<make test-gpu summary line>"] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import sys
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_input_path import bench_input_only, load_faces, models_cfg, sync  # noqa: E402
 from bench_train_step import step_rate  # noqa: E402
+from benchmarks.common import REPO as ROOT, SHARED_DATA, parse, parser  # noqa: E402
 from staged_fer.config import load_params, section  # noqa: E402
 from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
 from staged_fer.data.splits import build_split, read_schemes  # noqa: E402
@@ -34,10 +34,8 @@ from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model,
 from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FER_GZ = ROOT.parent / "shared" / "data" / "fer2013.csv.gz"
+FER_GZ = SHARED_DATA / "fer2013.csv.gz"
 EMOTIW_TRAIN = 921   # SFEW 2.0 training faces (the paper's count); the grid's stage 2 and FER32+EmotiW
-SKIPPED = "skipped: no CUDA"
 
 
 def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
@@ -95,52 +93,57 @@ def grid_hours(per_image: dict[str, float], fer: dict) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument("--tests", default="(not run)", help="the summary line of `make test-gpu`")
-    args = p.parse_args()
+    args = parse(p, {})
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
+    full = cuda and not args.quick   # below, each size is (full run, token run)
+    skipped = "skipped: --quick" if cuda else "skipped: no CUDA"
     if cuda:
         torch.backends.cudnn.benchmark = True
         print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}", flush=True)
-    else:
-        print("device: no CUDA; every measurement runs once at a token size on the CPU", flush=True)
+    if not full:
+        print(f"device: {device}; every measurement runs once at a token size", flush=True)
     rows: list[tuple[str, str]] = [("make test-gpu", args.tests)]
 
     # Input path alone at 227 px, batch 256, vs ImageFolder + DataLoader with 8 workers.
-    images, labels, source = load_faces(4096 if cuda else 64)
-    rates = bench_input_only(images, labels, device, 227, 256 if cuda else 16, 5.0 if cuda else 0.2,
-                             [8] if cuda else [0])
+    images, labels, source = load_faces(4096 if full else 64)
+    rates = bench_input_only(images, labels, device, 227, 256 if full else 16, 5.0 if full else 0.2,
+                             [8] if full else [0])
     ours = rates["on-device, 1 channel (gray, conv1 folded)"]
     folder = next(v for k, v in rates.items() if k.startswith("ImageFolder"))
     rows.append((f"input path 227 px, batch 256 ({source}): on-device / ImageFolder+DataLoader 8 workers",
-                 f"{ours * 256:,.0f} / {folder * 256:,.0f} img/s = x{ours / folder:.1f}" if cuda else SKIPPED))
+                 f"{ours * 256:,.0f} / {folder * 256:,.0f} img/s = x{ours / folder:.1f}" if full else skipped))
 
-    # Train steps, bf16 + channels_last, batch 128, the one-channel input training uses on CUDA.
-    raw = load_params(ROOT / "params.yaml")["models"]
-    cfg = section({"models": {n: {**c, "weights": "none"} for n, c in raw.items()}}, "models", ModelsConfig)
+    # Train steps, bf16 + channels_last, batch 128, the one-channel input training uses on CUDA
+    # (the token run takes the same path through CPU autocast).
+    params = load_params(ROOT / "params.yaml")
+    cfg = section({"models": {n: {**c, "weights": "none"} for n, c in params["models"].items()}}, "models",
+                  ModelsConfig)
+    stage = section(params, "stage1", StageConfig)
     step = {}
     for name in MODELS:
-        rate, peak = step_rate(name, cfg, device, 128 if cuda else 2, 30 if cuda else 1, "gray", True)
+        rate, peak = step_rate(name, cfg, stage, device, 128 if full else 2, 30 if full else 1, "gray", True)
         step[name] = rate
         size = input_spec(name, cfg).size
         rows.append((f"train step {name} {size} px, bf16, channels_last, batch 128",
-                     f"{rate:,.0f} img/s, peak {peak:.2f} GiB" if cuda else SKIPPED))
+                     f"{rate:,.0f} img/s, peak {peak:.2f} GiB" if full else skipped))
 
     # One real stage-1 epoch on FER-2013.
-    fer = load_fer(None if cuda else 32)
+    fer = load_fer(None if full else 32)
     if fer is None:
         rows.append(("stage-1 epoch, AlexNet 227 px, real FER-2013", f"skipped: {FER_GZ} not found"))
         rows.append(("paper grid (12 runs), projected", "skipped: no epoch measured"))
     else:
-        epoch = real_epoch(fer, device, 128 if cuda else 32)
+        epoch = real_epoch(fer, device, 128 if full else 32)
         rows.append((f"stage-1 epoch, AlexNet 227 px, real FER28 ({epoch['train']:,} train + {epoch['val']:,} val)",
-                     f"{epoch['seconds']:.1f} s, peak {epoch['peak_gib']:.2f} GiB" if cuda else SKIPPED))
+                     f"{epoch['seconds']:.1f} s, peak {epoch['peak_gib']:.2f} GiB" if full else skipped))
         # VGG-M's epoch scaled from AlexNet's by their train-step rates.
         per_image = {m: epoch["per_train_image"] * step["alexnet"] / step[m] for m in MODELS}
         hours = grid_hours(per_image, fer)
         rows.append(("paper grid (12 runs x 30+30 epochs), projected training time",
-                     f"{hours:.2f} h on one GPU" if cuda else SKIPPED))
+                     f"{hours:.2f} h on one GPU" if full else skipped))
 
     width = max(len(name) for name, _ in rows)
     print()

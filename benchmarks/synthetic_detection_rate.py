@@ -5,7 +5,7 @@ box contains both true eye centres of the main face), then dlib's 68-point predi
 box (a fit is a mean eye-centre error below 0.25 of the true eye distance). Also prints the
 median eye error and the rendering CPU time per photo (CPU time: the machine may be shared).
 
-    python benchmarks/synthetic_detection_rate.py [--photos 140] [--seed 0]
+    python benchmarks/synthetic_detection_rate.py [--photos 140] [--seed 0] [--quick]
 """
 import sys
 from pathlib import Path
@@ -13,16 +13,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse
-
+from benchmarks.common import parse, parser, positive_int
 from staged_fer.synthetic.audit import FIT_TOLERANCE, measure
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--photos", type=int, default=140)
+    ap = parser(__doc__)
+    ap.add_argument("--photos", type=positive_int, default=140)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = parse(ap, {"photos": 14})
     r = measure(args.photos, args.seed)
     n = r["photos"]
     print(f"photos {n}: frontal detector {r['detected']}/{n} = {r['detected'] / n:.1%}; "

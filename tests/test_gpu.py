@@ -1,8 +1,10 @@
-"""The CUDA paths, on a CUDA machine (`make test-gpu`); each test is skipped with its reason elsewhere.
+"""The CUDA paths, on a CUDA machine (`make test-gpu`); each CUDA test is skipped with its reason elsewhere.
 
 bf16 autocast with channels_last, the on-device input path, the folded one-channel conv1,
 inference as `evaluate` runs it, NCCL DDP over two GPUs and FAN, each against its CPU or fp32
-counterpart. Comparisons that are exact in arithmetic run with TF32 off (``strict_fp32``):
+counterpart. The tests of a code path that PyTorch runs on the CPU too (bf16 autocast and
+channels_last, the folded conv1) also run there, in the default suite, at a smaller size: a
+wrong argument or a shape error then shows up on every machine, not first on a GPU. Comparisons that are exact in arithmetic run with TF32 off (``strict_fp32``):
 TF32 rounds conv and matmul inputs to 10 mantissa bits, which would blur a check meant to
 catch wrong indexing or a wrong formula; the tolerance of each check is stated where it is made.
 """
@@ -24,8 +26,16 @@ from staged_fer.training.config import RuntimeConfig, StageConfig
 from tests.params_baseline import baseline_params
 
 CUDA = torch.device("cuda")
-pytestmark = [pytest.mark.gpu,
+NEEDS_CUDA = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
+# A test of a code path that runs on both: once on the CPU, once (marked gpu) on CUDA.
+ON_BOTH = pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
+
+
+def needs_cuda(test):
+    for mark in NEEDS_CUDA:
+        test = mark(test)
+    return test
 
 
 @pytest.fixture
@@ -39,9 +49,10 @@ def strict_fp32():
     matmul.allow_tf32, cudnn.allow_tf32 = saved
 
 
-def models_cfg() -> ModelsConfig:
-    """params.yaml's models at their real input sizes (AlexNet 227, VGG-M 224), random init."""
-    raw = {name: {**cfg, "weights": "none"} for name, cfg in baseline_params()["models"].items()}
+def models_cfg(size: int | None = None) -> ModelsConfig:
+    """params.yaml's models at their real input sizes (AlexNet 227, VGG-M 224) or at ``size``, random init."""
+    raw = {name: {**cfg, "weights": "none", **({"input_size": size} if size else {})}
+           for name, cfg in baseline_params()["models"].items()}
     return section({"models": raw}, "models", ModelsConfig)
 
 
@@ -61,21 +72,30 @@ def fer_like_split(n_train: int = 128) -> Split:
                  True)
 
 
-def test_bf16_channels_last_step_matches_the_fp32_step():
-    """AlexNet at 227 px, batch 64, two steps: the loss within 0.02 (1% of ln 7) and the
-    weight update pointing the same way (cosine > 0.99)."""
+@ON_BOTH
+def test_bf16_channels_last_step_matches_the_fp32_step(device):
+    """AlexNet with the one-channel input, two steps: the loss within 0.02 (1% of ln 7) and the
+    weight update pointing the same way (cosine > 0.99). On CUDA at 227 px, batch 64, with
+    autocast as `train.bf16` chooses it; on the CPU, where the Trainer leaves it off unless
+    told, at 96 px, batch 16."""
     from staged_fer.training.loop import Trainer
-    cfg = models_cfg()
+    cuda = device == "cuda"
+    cfg = models_cfg(None if cuda else 96)
     spec = input_spec("alexnet", cfg)
-    stage = StageConfig("fer28", 1, 64, 0.01, 10, 0.9, 0.0005, "last", False)
+    batch = 64 if cuda else 16
+    stage = StageConfig("fer28", 1, batch, 0.01, 10, 0.9, 0.0005, "last", False, "val", 0.1)
     runs = {}
     for bf16 in (False, True):
         torch.manual_seed(0)
         model = build_model("alexnet", cfg, num_classes=NUM_CLASSES, pretrained=False)
-        start = torch.cat([p.detach().flatten() for p in model.parameters()]).to(CUDA)
-        trainer = Trainer(model, spec, fer_like_split(), stage, InputConfig(256, True),
-                          RuntimeConfig(1, "cuda", False, bf16), 0, CUDA, progress=False)
+        start = torch.cat([p.detach().flatten() for p in model.parameters()]).to(device)
+        trainer = Trainer(model, spec, fer_like_split(2 * batch), stage, InputConfig(256, True),
+                          RuntimeConfig(1, device, False, bf16), 0, torch.device(device), channels="gray",
+                          autocast=None if cuda else bf16, progress=False)
         assert trainer.autocast == bf16
+        x = trainer.val_data.batch(torch.arange(4), centre_crops(4, 256, spec.size), spec, 256, "gray")
+        with torch.no_grad():
+            assert trainer._forward(model, x).dtype == (torch.bfloat16 if bf16 else torch.float32)
         conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))   # conv2 (conv1 is folded)
         assert conv.weight.is_contiguous(memory_format=torch.channels_last) == bf16
         loss, _, _ = trainer.train_one_epoch(0)
@@ -86,6 +106,7 @@ def test_bf16_channels_last_step_matches_the_fp32_step():
     assert torch.nn.functional.cosine_similarity(up16, up32, dim=0) > 0.99
 
 
+@needs_cuda
 def test_cuda_input_path_matches_the_cpu(strict_fp32):
     """The same crops and flips of 48-px and 256-px banks, on the CPU and on CUDA, to 1e-3."""
     spec = input_spec("alexnet", models_cfg())
@@ -101,18 +122,19 @@ def test_cuda_input_path_matches_the_cpu(strict_fp32):
             assert (got.cpu() - want).abs().max().item() <= 1e-3, channels
 
 
+@ON_BOTH
 @pytest.mark.parametrize("name", ["alexnet", "vgg_m"])
-def test_folded_one_channel_conv1_on_cuda_matches_the_three_channel_model(name, strict_fp32):
+def test_folded_one_channel_conv1_matches_the_three_channel_model(name, device, strict_fp32):
     """Logits of the folded model on the one-channel batch vs the plain model on the replicated
     batch: within 1e-4 of the logits' scale (float rounding of a different summation order)."""
     cfg = models_cfg()
     spec = input_spec(name, cfg)
     torch.manual_seed(0)
-    plain = build_model(name, cfg, num_classes=NUM_CLASSES, pretrained=False).to(CUDA).eval()
+    plain = build_model(name, cfg, num_classes=NUM_CLASSES, pretrained=False).to(device).eval()
     folded = build_model(name, cfg, num_classes=NUM_CLASSES, pretrained=False)
     folded.load_state_dict(plain.state_dict())
-    folded = fold_gray_input(folded, spec.mean, spec.std).to(CUDA).eval()
-    data = DeviceImages([Bank("FER", *faces(32, 48, 2))], CUDA)
+    folded = fold_gray_input(folded, spec.mean, spec.std).to(device).eval()
+    data = DeviceImages([Bank("FER", *faces(32, 48, 2))], torch.device(device))
     crops = random_crops(32, 256, spec.size, True, torch.Generator().manual_seed(3))
     index = torch.arange(32)
     with torch.no_grad():
@@ -122,6 +144,7 @@ def test_folded_one_channel_conv1_on_cuda_matches_the_three_channel_model(name, 
     assert (got - want).abs().max().item() <= 1e-4 * max(scale, 1e-6)
 
 
+@needs_cuda
 def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     """`evaluate`'s Predictor, device cuda vs cpu, on 1000 faces: >= 99.5% the same class.
     It runs with the default TF32 convolutions, as the stage does."""
@@ -175,6 +198,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@needs_cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2,
                     reason=f"needs 2 CUDA devices for NCCL DDP, this machine has {torch.cuda.device_count()}")
 def test_two_gpus_with_nccl_match_one_gpu(tmp_path, strict_fp32):
@@ -197,6 +221,7 @@ def test_two_gpus_with_nccl_match_one_gpu(tmp_path, strict_fp32):
 
 # --- FAN ------------------------------------------------------------------------------------
 
+@needs_cuda
 def test_fan_on_cuda_gives_the_cpu_points_within_1px(fan_weights, strict_fp32, monkeypatch):
     """Random FAN weights (conftest): their heatmaps are flat enough that TF32 rounding could move
     an argmax; with fp32 on both devices the points agree within 1 px and the fits to 1e-3."""

@@ -111,6 +111,10 @@ class Trainer:
     store: ResumeStore | None = None
     on_epoch: Callable[[dict[str, float]], None] | None = None   # rank 0: logging of each epoch
     channels: Channels | None = None                             # None: preferred_channels(device)
+    # bf16 autocast with channels_last weights. None: `train.bf16` on CUDA, off on the CPU, where
+    # bf16 is no faster than fp32 and would change the CPU's (the demo's) results; the tests
+    # turn it on there to run this code path without a GPU.
+    autocast: bool | None = None
     progress: bool = True
 
     def __post_init__(self):
@@ -120,7 +124,8 @@ class Trainer:
         self.train_data = DeviceImages(self.split.train, self.device)
         self.val_data = DeviceImages(self.split.val, self.device)
         self.cuda = self.device.type == "cuda"
-        self.autocast = self.cuda and self.runtime.bf16
+        if self.autocast is None:
+            self.autocast = self.cuda and self.runtime.bf16
         if self.channels == "gray":
             fold_gray_input(self.model, self.spec.mean, self.spec.std)
         self.model.to(self.device)
@@ -141,7 +146,7 @@ class Trainer:
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.autocast:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             return net(x)
 
     def _step(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
