@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
 PLOTS_TEMPLATE := .dvc/plots/template.html
 
-.PHONY: setup deps demo test test-slow test-all test-gpu grid report bench predict clean-venv
+.PHONY: setup deps docs demo test test-slow test-all test-gpu grid report bench predict clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -31,6 +31,11 @@ setup: $(STAMP) $(PLOTS_TEMPLATE)
 # adding a module or an import (tests/test_code_deps.py fails until dvc.yaml matches).
 deps: $(STAMP)
 	python tools/code_deps.py --write
+
+# Rewrite docs/reference.md (stages and params) from dvc.yaml and params.yaml; run it after
+# changing either (tests/test_reference.py fails until the page matches).
+docs: $(STAMP)
+	python tools/reference.py --write
 
 demo: $(STAMP)
 	python -m staged_fer.demo $(DEMO_ARGS)
