@@ -13,7 +13,7 @@ import pytest
 
 from tests.dvc_project import ROOT
 from tests.params_baseline import baseline_params
-from tools.code_deps import DepsError, ImportGraph, compare, derived_deps, write
+from tools.code_deps import DepsError, ImportGraph, compare, derived_deps, stage_script, write
 
 
 def test_dvc_yaml_code_deps_are_the_import_closure_of_each_script():
@@ -83,10 +83,27 @@ def test_closure_follows_function_level_relative_and_package_imports(tmp_path):
         "pkg/sub/deep.py", "pkg/c.py", "pkg/d.py"}   # not unused.py (TYPE_CHECKING) nor lonely.py
 
 
-def test_a_dynamic_import_is_refused_with_its_line(tmp_path):
-    graph = ImportGraph(make_repo(tmp_path, {**TOY, "pkg/d.py": "import importlib\n\nimportlib.import_module('pkg.lonely')\n"}))
-    with pytest.raises(DepsError, match=r"pkg/d.py:3: importlib.import_module\(\)"):
+@pytest.mark.parametrize("source,line,what", [
+    ("import importlib\n\nimportlib.import_module('pkg.lonely')\n", 3, r"importlib.import_module\(\)"),
+    ("import importlib as il\nil.import_module('pkg.lonely')\n", 2, r"il.import_module\(\)"),
+    ("from importlib import import_module\n", 1, "from importlib import import_module"),
+    ("from importlib import import_module as load\n", 1, "from importlib import import_module"),
+    ("from runpy import run_path\n", 1, "from runpy import run_path"),
+    ("x = __import__('pkg.lonely')\n", 1, r"__import__\(\)"),
+])
+def test_a_dynamic_import_is_refused_with_its_line(tmp_path, source, line, what):
+    graph = ImportGraph(make_repo(tmp_path, {**TOY, "pkg/d.py": source}))
+    with pytest.raises(DepsError, match=rf"pkg/d.py:{line}: {what} hides an import"):
         graph.closure("stages/run.py")
+
+
+def test_python_dash_m_runs_the_module_or_the_package_main(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "pkg/tool/__init__.py": "", "pkg/tool/__main__.py": "from .. import d\n"})
+    assert stage_script("s", "python -m pkg.a --x 1", root) == "pkg/a.py"
+    assert stage_script("s", "python -m pkg.tool", root) == "pkg/tool/__main__.py"
+    with pytest.raises(DepsError, match=r"stage s: `-m pkg.nothing` is neither pkg/nothing.py nor "
+                                        r"pkg/nothing/__main__.py"):
+        stage_script("s", "python -m pkg.nothing", root)
 
 
 DVC_YAML = """\
@@ -111,17 +128,20 @@ def test_compare_names_each_missing_and_superfluous_path_and_write_fixes_it(tmp_
     assert write(root / "dvc.yaml") is True
     assert compare(root / "dvc.yaml") == []
     text = (root / "dvc.yaml").read_text()
-    assert "      - data.csv                # the input\n      - stages/run.py\n      - pkg/__init__.py\n" in text
+    # The data dep keeps its place and comment; the code deps follow, one file a line.
+    assert text == DVC_YAML.replace("      - pkg/lonely.py\n", "".join(
+        f"      - {f}\n" for f in ["pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/c.py", "pkg/d.py",
+                               "pkg/sub/__init__.py", "pkg/sub/deep.py"]))
     assert write(root / "dvc.yaml") is False   # derived already: the file is left as it is
-    # A package whose every module is imported is listed as its folder (pkg/sub); pkg is not,
-    # since unused.py and lonely.py are not imported.
-    assert "      - pkg/d.py\n      - pkg/sub\n" in text and "pkg/sub/" not in text
 
 
-def test_a_package_folder_with_other_files_is_listed_file_by_file(tmp_path):
-    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML, "pkg/sub/table.csv": "a,b\n"})
-    write(root / "dvc.yaml")
-    text = (root / "dvc.yaml").read_text()
-    # DVC would hash table.csv too if the folder were the dep: editing it would rerun the stage.
-    assert "      - pkg/sub/__init__.py\n      - pkg/sub/deep.py\n" in text
-    assert compare(root / "dvc.yaml") == []
+def test_a_folder_listed_as_a_code_dep_is_named(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML.replace("pkg/lonely.py", "pkg/sub")})
+    assert "run: superfluous code dep pkg/sub (its script does not import it)" in compare(root / "dvc.yaml")
+
+
+def test_a_data_dep_after_the_code_deps_is_refused(tmp_path):
+    root = make_repo(tmp_path, {**TOY, "dvc.yaml": DVC_YAML.replace("      - pkg/lonely.py\n",
+                                                                    "      - pkg/lonely.py\n      - late.csv\n")})
+    with pytest.raises(DepsError, match="stage run: list its data deps before its code deps"):
+        write(root / "dvc.yaml")

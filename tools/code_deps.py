@@ -4,19 +4,19 @@ A stage's output can change whenever any in-repo Python file its script imports 
 only then. This module reads each stage's ``cmd`` in dvc.yaml (``python stages/<x>.py ...``),
 follows the script's imports through the repository (every ``import`` and ``from ... import``
 anywhere in a file, function-level ones included, with the ``__init__.py`` of each package on
-the way), and compares or rewrites the stage's code deps with that closure:
+the way), and compares or rewrites the stage's code deps, one file a line, with that closure:
 
     python tools/code_deps.py           # check: names each missing or superfluous path, exit 1
     python tools/code_deps.py --write   # rewrite the code deps in dvc.yaml (`make deps`)
 
-A package folder whose every module the script imports is written as the folder, which is the
-same dependency in fewer lines (DVC parses dvc.yaml and dvc.lock on every command).
-
-A dep counts as code when it lies under a folder that holds the project's Python (``stages/``,
-``staged_fer/``), is a package folder or ends in ``.py``; every other dep (data, ``${...}`` paths) is kept as written.
-Imports the graph cannot see (``importlib.import_module``, ``__import__``) are refused with
-their file and line: registries must import what they list with plain ``import`` statements.
-Imports under ``if TYPE_CHECKING:`` never run, so they are not dependencies.
+A stage's ``cmd`` runs ``python path/to/script.py`` or ``python -m pkg.module`` (``-m pkg``
+runs ``pkg/__main__.py``). A dep counts as code when it lies under a folder that holds the
+project's Python (``stages/``, ``staged_fer/``), is a package folder or ends in ``.py``; every
+other dep (data, ``${...}`` paths) is kept as written, before the code deps. Imports the graph
+cannot see (``importlib.import_module``, ``__import__``, ``runpy``'s functions, however
+imported or renamed) are refused with their file and line: registries must import what they
+list with plain ``import`` statements. Imports under ``if TYPE_CHECKING:`` never run, so they
+are not dependencies.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_DIRS = ("stages", "staged_fer")   # top-level folders of the project's own Python
-DYNAMIC_IMPORTS = {("importlib", "import_module"), (None, "__import__"), ("runpy", "run_module"),
-                   ("runpy", "run_path")}
+# Functions that import a module named at run time, which the graph cannot follow.
+DYNAMIC_IMPORTS = {"importlib": {"import_module"}, "runpy": {"run_module", "run_path"}}
 
 
 class DepsError(Exception):
@@ -97,6 +97,10 @@ class ImportGraph:
         package = self._package_of(rel)
         found: set[str] = set()
         for node in _executed_nodes(tree):
+            dynamic = _dynamic_import(node)
+            if dynamic:
+                raise DepsError(f"{rel}:{node.lineno}: {dynamic} hides an import from the import graph that "
+                                f"derives the stages' code deps; use a plain import statement")
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     found.update(m.path for m in self._with_parents(alias.name))
@@ -111,11 +115,6 @@ class ImportGraph:
                             sub = self._module(f"{base}.{name}")
                             if sub is not None:   # `from pkg import sub` imports the submodule
                                 found.add(sub.path)
-            elif isinstance(node, ast.Call):
-                dynamic = _dynamic_import(node)
-                if dynamic:
-                    raise DepsError(f"{rel}:{node.lineno}: {dynamic}() hides an import from the import "
-                                    f"graph that derives the stages' code deps; use a plain import statement")
         found.discard(rel)
         self._edges[rel] = found
         return found
@@ -157,12 +156,21 @@ def _is_type_checking(test: ast.expr) -> bool:
         (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _dynamic_import(call: ast.Call) -> str | None:
-    f = call.func
-    if isinstance(f, ast.Name) and (None, f.id) in DYNAMIC_IMPORTS:
-        return f.id
-    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in DYNAMIC_IMPORTS:
-        return f"{f.value.id}.{f.attr}"
+def _dynamic_import(node: ast.AST) -> str | None:
+    """What in ``node`` imports a module named at run time: ``from importlib import import_module``
+    (the import itself, whatever the name is bound to), a call of ``importlib.import_module``
+    (``import importlib as il`` then ``il.import_module``: any attribute of that name), or a
+    call of ``__import__``."""
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in DYNAMIC_IMPORTS:
+        hidden = [a.name for a in node.names if a.name in DYNAMIC_IMPORTS[node.module] or a.name == "*"]
+        if hidden:
+            return f"from {node.module} import {hidden[0]}"
+    if isinstance(node, ast.Call):
+        f = node.func
+        if isinstance(f, ast.Name) and f.id == "__import__":
+            return "__import__()"
+        if isinstance(f, ast.Attribute) and any(f.attr in names for names in DYNAMIC_IMPORTS.values()):
+            return f"{ast.unparse(f)}()"
     return None
 
 
@@ -189,13 +197,19 @@ def _yaml():
     return y
 
 
-def stage_script(name: str, cmd: str) -> str:
-    """The repo-relative script a stage's ``cmd`` runs with python."""
+def stage_script(name: str, cmd: str, root: Path = ROOT) -> str:
+    """The repo-relative file a stage's ``cmd`` runs with python: the script, or for ``-m pkg.mod``
+    ``pkg/mod.py`` or, for a package, ``pkg/mod/__main__.py``."""
     words = shlex.split(cmd if isinstance(cmd, str) else " ".join(cmd))
     for i, word in enumerate(words[:-1]):
         if PurePosixPath(word).name.startswith("python"):
             if words[i + 1] == "-m" and i + 2 < len(words):
-                return words[i + 2].replace(".", "/") + ".py"
+                base = words[i + 2].replace(".", "/")
+                for candidate in (f"{base}/__main__.py", f"{base}.py"):
+                    if (root / candidate).is_file():
+                        return candidate
+                raise DepsError(f"dvc.yaml: stage {name}: `-m {words[i + 2]}` is neither {base}.py nor "
+                                f"{base}/__main__.py")
             if words[i + 1].endswith(".py"):
                 return PurePosixPath(words[i + 1]).as_posix()
     raise DepsError(f"dvc.yaml: stage {name}: cmd does not run a python script: {cmd!r}")
@@ -205,43 +219,6 @@ def is_code_dep(dep: str, root: Path = ROOT) -> bool:
     if "${" in dep:
         return False
     return dep.endswith(".py") or PurePosixPath(dep).parts[0] in CODE_DIRS or (root / dep / "__init__.py").is_file()
-
-
-def python_files(root: Path, dep: str) -> set[str]:
-    """The Python files a code dep stands for: itself, or every .py file under the folder."""
-    path = root / dep
-    if path.is_dir():
-        return {p.relative_to(root).as_posix() for p in path.rglob("*.py") if "__pycache__" not in p.parts}
-    return {dep}
-
-
-def folded(root: Path, files: list[str]) -> list[str]:
-    """``files`` with each package folder whose every file is among them written as the folder:
-    the same dependency, in a fraction of the lines of dvc.yaml and dvc.lock (which DVC parses
-    on every `dvc status`). A folder holding anything but Python files (and the __pycache__
-    that .dvcignore hides from DVC) stays listed file by file, since DVC would hash the rest too."""
-    wanted = set(files)
-    out: list[str] = []
-    covered: set[str] = set()
-    for f in files:
-        if f in covered:
-            continue
-        top = None
-        parent = PurePosixPath(f).parent
-        while parent != PurePosixPath(".") and (root / parent / "__init__.py").is_file():
-            folder = root / parent
-            others = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                      and p.suffix != ".py"]
-            if others or not python_files(root, parent.as_posix()) <= wanted:
-                break
-            top = parent.as_posix()
-            parent = parent.parent
-        if top is None:
-            out.append(f)
-        else:
-            out.append(top)
-            covered |= python_files(root, top)
-    return out
 
 
 def body(stage: dict) -> dict:
@@ -255,7 +232,7 @@ def derived_deps(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, list[str]]:
     stages = _yaml().load(dvc_yaml.read_text())["stages"]
     out = {}
     for name, stage in stages.items():
-        script = stage_script(name, body(stage)["cmd"])
+        script = stage_script(name, body(stage)["cmd"], dvc_yaml.parent)
         if not (dvc_yaml.parent / script).is_file():
             raise DepsError(f"dvc.yaml: stage {name}: script {script} not found")
         out[name] = [script] + sorted(graph.closure(script) - {script})
@@ -272,17 +249,18 @@ def compare(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     stages = _yaml().load(dvc_yaml.read_text())["stages"]
     problems = []
     for name, stage in stages.items():
-        listed = set().union(*(python_files(dvc_yaml.parent, _dep_path(d)) for d in body(stage).get("deps", [])
-                               if is_code_dep(_dep_path(d), dvc_yaml.parent)))
-        for path in sorted(set(wanted[name]) - listed):
+        listed = [_dep_path(d) for d in body(stage).get("deps", [])]
+        code = {d for d in listed if is_code_dep(d, dvc_yaml.parent)}
+        for path in sorted(set(wanted[name]) - code):
             problems.append(f"{name}: missing code dep {path} (its script imports it)")
-        for path in sorted(listed - set(wanted[name])):
+        for path in sorted(code - set(wanted[name])):
             problems.append(f"{name}: superfluous code dep {path} (its script does not import it)")
     return problems
 
 
 def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> bool:
-    """Rewrite each stage's code deps as derived; data deps keep their place. True if changed."""
+    """Rewrite each stage's code deps as derived, after its data deps (which keep their order
+    and comments). True if the file changed."""
     y = _yaml()
     text = dvc_yaml.read_text()
     doc = y.load(text)
@@ -294,13 +272,10 @@ def write(dvc_yaml: Path = ROOT / "dvc.yaml") -> bool:
             from ruamel.yaml.comments import CommentedSeq
             deps = stage["deps"] = CommentedSeq()
         data = [d for d in deps if not is_code_dep(_dep_path(d), dvc_yaml.parent)]
-        # An end-of-line comment belongs to its dep, wherever the dep lands in the new list.
-        comments = {_dep_path(d): deps.ca.items[i] for i, d in enumerate(deps) if i in deps.ca.items}
-        deps[:] = data + folded(dvc_yaml.parent, wanted[name])
-        deps.ca.items.clear()
-        for i, d in enumerate(deps):
-            if _dep_path(d) in comments:
-                deps.ca.items[i] = comments[_dep_path(d)]
+        if list(deps[:len(data)]) != data:
+            raise DepsError(f"dvc.yaml: stage {name}: list its data deps before its code deps")
+        del deps[len(data):]   # the data deps' end-of-line comments stay with them
+        deps.extend(wanted[name])
     buf = io.StringIO()
     y.dump(doc, buf)
     if buf.getvalue() == text:
