@@ -84,10 +84,6 @@ def _rel(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
-def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
-
-
 def check(params: dict, root: Path) -> None:
     """PipelineError naming the first raw path a queued experiment would not see as it is here."""
     paths = raw_paths(params, root)
@@ -102,23 +98,23 @@ def check(params: dict, root: Path) -> None:
     if not dvcfiles:
         return
     rel = [_rel(p, root) for p in dvcfiles]
-    status = _dvc(root, "status", "--json", *rel)
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", *rel], cwd=root,
+                            capture_output=True, text=True)
     if status.returncode != 0:
         raise PipelineError(f"`dvc status {' '.join(rel)}` failed: {status.stderr.strip()}")
     for dvcfile, changes in sorted(json.loads(status.stdout or "{}").items()):
         for change in changes:
             for out, state in (change.get("changed outs") or {}).items() if isinstance(change, dict) else ():
                 if state == "deleted":
-                    raise PipelineError(f"{out}: recorded by `make data` ({dvcfile}) but missing here: run "
-                                        f"`dvc checkout {dvcfile}` (or `dvc pull`), or place it again and run `make data`")
+                    raise PipelineError(f"{out}: recorded by `make data` ({dvcfile}) but missing here: run `dvc "
+                                        f"checkout {dvcfile}` (or `dvc pull`), or place it again and run `make data`")
                 raise PipelineError(f"{out}: {state} since `make data` recorded it ({dvcfile}): run `make data` "
                                     f"again and commit {dvcfile}")
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", *rel, *(str(Path(r).parent / ".gitignore")
-                                                                         for r in rel)],
-                           cwd=root, capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    ignores = {str(Path(r).parent / ".gitignore") for r in rel}
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *rel, *sorted(ignores)],
+                           cwd=root, capture_output=True, text=True, check=True).stdout.splitlines()
     if dirty:
-        name = dirty[3:]
-        raise PipelineError(f"{name}: not committed, so queued experiments do not see the raw data it records: "
+        raise PipelineError(f"{dirty[0][3:]}: not committed, so queued experiments do not see the raw data it records: "
                             f"`git add {' '.join(rel)} && git commit`")
 
 
