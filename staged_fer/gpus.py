@@ -100,6 +100,12 @@ class Grant:
                 "cuda": self.names is not None, "taken_at": round(self.taken_at, 3)}
 
 
+def held(record: dict | None) -> dict | None:
+    """``record`` with ``held_until``: now, while its slots are still held. [taken_at, held_until]
+    lies within the time the run held them, so two runs whose spans overlap held theirs at once."""
+    return None if record is None else {**record, "held_until": round(time.time(), 3)}
+
+
 def acquire(k: int, what: str, cpu_only: bool) -> dict | None:
     """Take ``k`` GPU slots for this process when ``STAGED_FER_GPUS`` lists some; returns the
     grant's record for the run's reports, or None when no slots are in use.

@@ -16,7 +16,7 @@ from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.splits import SOURCES
 from staged_fer.errors import PipelineError
-from staged_fer.gpus import acquire
+from staged_fer.gpus import acquire, held
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
 from staged_fer.io import load_npz
 
@@ -49,7 +49,7 @@ def main(argv=None) -> None:
 
     predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2})
     scored = score(sets, predictor, predictor.synthetic)
-    info = predictor.info(gpus)
+    info = predictor.info(held(gpus))
     write_outputs(scored, cfg, seed, info, metrics_path=args.metrics,
                   plots_dir=args.plots, reports_dir=args.reports)
     if args.card:

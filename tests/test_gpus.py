@@ -149,3 +149,10 @@ def test_listed_ids_are_checked_against_the_machine_before_queueing(monkeypatch,
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     with pytest.raises(PipelineError, match="both set"):
         gpus.check_listed(("0",), 1)
+
+
+def test_a_record_says_until_when_its_slots_were_held_at_least():
+    record = {"ids": ["0"], "names": None, "cuda": False, "taken_at": 1.0}
+    stamped = gpus.held(record)
+    assert stamped["held_until"] >= time.time() - 5 and {k: stamped[k] for k in record} == record
+    assert gpus.held(None) is None

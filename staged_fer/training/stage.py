@@ -25,7 +25,7 @@ import torch
 from ..config import load_params, param_key, read_stage_params, section
 from ..data.splits import hold_out, load_split
 from ..errors import PipelineError
-from ..gpus import acquire
+from ..gpus import acquire, held
 from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
 from ..models import ModelName, ModelsConfig
@@ -150,7 +150,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
             write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
                              best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme,
                              selected_on=None if init is None else init.get("selected_on"), align=align,
-                             gpus=gpus)
+                             gpus=held(gpus))
             LiveLog(live_dir, synthetic).finish(0, None)
         barrier(ctx)
         return
@@ -186,7 +186,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
         write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
                          epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
                          synthetic=synthetic, scheme=split.scheme, selected_on=selected_on, align=align,
-                         gpus=gpus)
+                         gpus=held(gpus))
         live.finish(result.epoch, result.best_val_acc)
         store.clear()
     barrier(ctx)
