@@ -114,3 +114,8 @@ def test_gpus_that_cannot_serve_a_run_are_refused_before_anything_is_queued(tmp_
     assert result.stderr.strip() == ("error: GPUS=0,1: each run needs 3 GPUs (`train.devices`) but only 2 are "
                                      "listed")
     assert _queued(project) == {} and "alexnet-fer28" not in project.dvc("queue", "status").stdout
+
+
+def test_pull_lets_every_run_restore_from_the_remote(capsys):
+    assert grid.main(["--dry-run", "--pull", "--models", "alexnet", "--schemes", "fer28"]) == 0
+    assert capsys.readouterr().out.startswith("dvc exp run --queue --pull --name alexnet-fer28 ")

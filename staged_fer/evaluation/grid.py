@@ -68,15 +68,19 @@ def experiment_name(model: str, scheme: Scheme, seed: int | None = None) -> str:
 
 
 def commands(models: Sequence[str] = PAPER_MODELS, schemes: Sequence[str] = tuple(SCHEME_OF),
-             overrides: Sequence[str] = (), seeds: Sequence[int] | None = None) -> list[list[str]]:
+             overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
+             pull: bool = False) -> list[list[str]]:
     """The `dvc exp run --queue` argument lists of the grid, model-major, then scheme, then seed.
-    ``seeds`` None: one run per cell with params.yaml's seed, named without a seed."""
+    ``seeds`` None: one run per cell with params.yaml's seed, named without a seed. ``pull``:
+    `--pull`, so a stage found in the run-cache whose outputs are only on the DVC remote is
+    restored from there."""
     cmds = []
     for model in models:
         for name in schemes:
             scheme = SCHEME_OF[name]
             for seed in seeds if seeds is not None else (None,):
-                cmd = ["dvc", "exp", "run", "--queue", "--name", experiment_name(model, scheme, seed),
+                cmd = ["dvc", "exp", "run", "--queue", *(["--pull"] if pull else []),
+                       "--name", experiment_name(model, scheme, seed),
                        "-S", f"model={model}", "-S", f"stage1.data={scheme.stage1}",
                        "-S", f"stage2.data={scheme.stage2}"]
                 if seed is not None:
@@ -100,13 +104,21 @@ def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
         raise PipelineError(f"-S train.devices={value}: expected a whole number") from None
 
 
-def run_queue(ids: Sequence[str]) -> int:
-    """Run every queued experiment, one DVC queue worker per id, each stage taking GPU slots."""
+def run_queue(ids: Sequence[str], names: Sequence[str]) -> int:
+    """Run every queued experiment, one DVC queue worker per id, each stage taking GPU slots;
+    exit code 1 when one of ``names`` failed (DVC's runner exits 0 either way)."""
     cmd = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids))]
     print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(cmd)}", flush=True)
     env = {**os.environ, ENV_GPUS: ",".join(ids)}
     rc = subprocess.run([sys.executable, "-m", "dvc", *cmd[1:]], env=env).returncode
-    subprocess.run([sys.executable, "-m", "dvc", "queue", "status"])
+    status = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], capture_output=True, text=True)
+    print(status.stdout, end="", flush=True)
+    failed = [line.split()[1] for line in status.stdout.splitlines()
+              if len(line.split()) > 1 and line.split()[1] in names and line.split()[-1] == "Failed"]
+    if failed:
+        print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
+              file=sys.stderr)
+        return 1
     return rc
 
 
@@ -122,6 +134,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gpus", metavar="IDS",
                    help="GPU ids as in CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3: after queueing, run the queue "
                         "with one worker per id, each run on GPUs of its own (without CUDA: slots only)")
+    p.add_argument("--pull", action="store_true",
+                   help="restore stages another box ran from the DVC remote (after `dvc fetch --run-cache`)")
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra params override for every experiment (repeatable), as for `dvc exp run -S`")
     args = p.parse_args(argv)
@@ -137,7 +151,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    cmds = commands(args.models, args.schemes, args.overrides, args.seeds)
+    cmds = commands(args.models, args.schemes, args.overrides, args.seeds, args.pull)
     if args.dry_run:
         for cmd in cmds:
             print(shlex.join(cmd))
@@ -162,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"queued {len(cmds)} experiments; run them with `dvc queue start --jobs N`")
         return 0
     print(f"queued {len(cmds)} experiments; running them on GPUs {','.join(ids)}")
-    return run_queue(ids)
+    return run_queue(ids, [cmd[cmd.index("--name") + 1] for cmd in cmds])
 
 
 if __name__ == "__main__":
