@@ -312,14 +312,14 @@ def dvc_reader(path: str, rev: str) -> str:
 
 def _seed_lines(cs: Sequence[Cell], comparisons: Sequence[SeedComparison], split: str) -> list[str]:
     lines = ["", "## Over seeds", "",
-             f"Per cell (one model and scheme, runs that differ in their seed only) the mean and sample standard "
-             f"deviation of `{split}` accuracy over its seeds, and its lowest and highest; the runs are the "
+             "Per cell (one model and scheme, runs that differ in their seed only) the mean and sample standard "
+             "deviation of EmotiW Val accuracy over its seeds, and its lowest and highest; the runs are the "
              "rows above.", "",
              "| " + " | ".join(CELL_HEADER) + " |", "|" + "---|" * len(CELL_HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in cell_rows(cs)]
-    lines += ["", "The paper's comparisons over the seeds both cells ran: in how many seeds the difference "
-              "had the paper's sign (B above A where the paper's val number for B is higher), and McNemar's "
-              "test on the predictions of all those seeds pooled (each seed's samples paired by id).", ""]
+    lines += ["", f"The paper's comparisons on `{split}` over the seeds both cells ran: in how many seeds the "
+              "difference had the paper's sign (B above A where the paper's val number for B is higher), and "
+              "McNemar's test on the predictions of all those seeds pooled (each seed's samples paired by id).", ""]
     if not comparisons:
         return lines + ["No paper comparison between cells with two or more seeds in common."]
     lines += ["| A | B | paper val % A / B | seeds | held in | A-only | B-only | pooled n | test | p |",
