@@ -53,7 +53,8 @@ def lock_dir() -> Path:
 
 
 def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    # Read-only and world-readable: another user's runs on the box open the same files.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -71,7 +72,11 @@ def take(ids: Sequence[str], k: int, folder: Path, *, poll_s: float = POLL_S,
     while holding one would wait for ever."""
     if k > len(ids):
         raise PipelineError(f"{ENV_GPUS}={','.join(ids)}: a run needs {k} GPUs but only {len(ids)} are listed")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True)
+        folder.chmod(0o1777)   # like /tmp: every user's runs add their lock files
+    except FileExistsError:
+        pass
     waited = False
     while True:
         got: list[tuple[str, int]] = []
