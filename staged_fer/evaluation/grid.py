@@ -12,7 +12,7 @@ Each experiment is `dvc exp run --queue --name <model>-<scheme> -S model=... -S 
 Before queueing, the raw data is checked to be recorded as placed (staged_fer/data/raw_record.py),
 since queued experiments see only what is recorded. Without `--gpus` the queue is left for
 `dvc queue start --jobs N`. With `--gpus` the queued experiments then run through DVC's own
-foreground runner, `dvc exp run --run-all --jobs <number of ids>`, with the ids in
+foreground runner, `dvc exp run --run-all --jobs <ids / train.devices>`, with the ids in
 ``STAGED_FER_GPUS``, so each training and evaluation stage takes GPUs of its own
 (staged_fer/gpus.py). Stages whose inputs and params agree across experiments (stage 1 of fer28
 and fer28-to-emotiw, say) are restored from DVC's run-cache instead of being trained twice.
@@ -104,17 +104,17 @@ def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
         raise PipelineError(f"-S train.devices={value}: expected a whole number") from None
 
 
-def run_queue(ids: Sequence[str], names: Sequence[str]) -> int:
-    """Run every queued experiment, one DVC queue worker per id, each stage taking GPU slots;
-    exit code 1 when one of ``names`` failed (DVC's runner exits 0 either way)."""
-    cmd = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids))]
+def run_queue(ids: Sequence[str], per_run: int, names: Sequence[str]) -> int:
+    """Run every queued experiment with one DVC queue worker per ``per_run`` ids, each stage
+    taking GPU slots; exit code 1 when one of ``names`` failed (DVC's runner exits 0 either way)."""
+    cmd = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids) // per_run)]
     print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(cmd)}", flush=True)
     env = {**os.environ, ENV_GPUS: ",".join(ids)}
     rc = subprocess.run([sys.executable, "-m", "dvc", *cmd[1:]], env=env).returncode
     status = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], capture_output=True, text=True)
     print(status.stdout, end="", flush=True)
-    failed = [line.split()[1] for line in status.stdout.splitlines()
-              if len(line.split()) > 1 and line.split()[1] in names and line.split()[-1] == "Failed"]
+    rows = [line.split() for line in status.stdout.splitlines()]   # task, name, created, status
+    failed = [row[1] for row in rows if len(row) > 2 and row[1] in names and row[-1] == "Failed"]
     if failed:
         print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
               file=sys.stderr)
@@ -159,8 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything that can refuse the grid does so before anything is queued.
     params = load_params("params.yaml")
     ids = parse_ids(args.gpus, "GPUS") if args.gpus is not None else None
+    per_run = devices_per_run(params, args.overrides)
     if ids is not None:
-        check_listed(ids, devices_per_run(params, args.overrides))
+        check_listed(ids, per_run)
     check_raw_data(params, Path.cwd())
     # DVC's own entry point, in this process: one interpreter start instead of one per
     # experiment, which is most of the time `dvc exp run --queue` takes.
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"queued {len(cmds)} experiments; run them with `dvc queue start --jobs N`")
         return 0
     print(f"queued {len(cmds)} experiments; running them on GPUs {','.join(ids)}")
-    return run_queue(ids, [cmd[cmd.index("--name") + 1] for cmd in cmds])
+    return run_queue(ids, per_run, [cmd[cmd.index("--name") + 1] for cmd in cmds])
 
 
 if __name__ == "__main__":
