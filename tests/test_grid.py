@@ -119,3 +119,21 @@ def test_gpus_that_cannot_serve_a_run_are_refused_before_anything_is_queued(tmp_
 def test_pull_lets_every_run_restore_from_the_remote(capsys):
     assert grid.main(["--dry-run", "--pull", "--models", "alexnet", "--schemes", "fer28"]) == 0
     assert capsys.readouterr().out.startswith("dvc exp run --queue --pull --name alexnet-fer28 ")
+
+
+def test_running_the_queue_fails_when_an_experiment_of_the_grid_failed(monkeypatch, capsys):
+    import subprocess
+    status = ("Task     Name              Created    Status\n"
+              "3eea8b5  alexnet-fer28     10:02 PM   Success\n"
+              "dab4746  alexnet-fer32     10:03 PM   Failed\n"
+              "0a1b2c3  vgg_m-fer28       09:00 PM   Failed\n")   # an earlier run, not this grid's
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append((cmd, kwargs.get("env", {}).get("STAGED_FER_GPUS")))
+        return subprocess.CompletedProcess(cmd, 0, stdout=status if "status" in cmd else "")
+    monkeypatch.setattr(grid.subprocess, "run", run)
+    assert grid.run_queue(("0", "1", "2", "3"), 2, ["alexnet-fer28", "alexnet-fer32"]) == 1
+    assert calls[0][0][3:] == ["exp", "run", "--run-all", "--jobs", "2"] and calls[0][1] == "0,1,2,3"
+    assert capsys.readouterr().err == ("error: 1 experiment(s) failed: alexnet-fer32; see `dvc queue logs <name>`\n")
+    assert grid.run_queue(("0",), 1, ["alexnet-fer28"]) == 0
