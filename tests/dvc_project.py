@@ -124,8 +124,6 @@ class DvcProject:
         subprocess.run(["git", "clone", "-q", str(url), str(dest)], env=project.env, check=True,
                        capture_output=True)
         (dest / ".venv").symlink_to(BIN.parent)
-        with open(dest / ".git" / "info" / "exclude", "a") as fh:
-            fh.write(".venv\n")   # .gitignore's `.venv/` matches a folder, not this link
         return project
 
     def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
