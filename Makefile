@@ -13,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
 PLOTS_TEMPLATE := .dvc/plots/template.html
 
-.PHONY: setup deps docs demo test test-slow test-all test-gpu grid report bench predict clean-venv
+.PHONY: setup deps docs data demo test test-slow test-all test-gpu grid report bench predict clean-venv
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ deps: $(STAMP)
 docs: $(STAMP)
 	python tools/reference.py --write
 
+# Record the raw data placed at params.yaml's paths (data/external/...) in DVC's cache, so that
+# queued and --temp experiments and other clones see it; commit the .dvc files it names.
+data: $(STAMP)
+	python -m staged_fer.data.raw_record
+
 demo: $(STAMP)
 	python -m staged_fer.demo $(DEMO_ARGS)
 
@@ -58,9 +63,10 @@ test-gpu: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test-gpu: no test carries the gpu marker" >&2; fi; exit $$rc
 
 # The paper's grid: 2 models x 6 data schemes, queued; run with `dvc queue start --jobs N`.
-# Extra overrides for every run: make grid GRID="-S stage1.epochs=5"
+# GPUS=0,1,2,3 also runs the queue, one worker per GPU, each run on GPUs of its own.
+# The grid's own arguments: make grid GRID="--models alexnet --seeds 0 1 -S stage1.epochs=5"
 grid: $(STAMP)
-	python -m staged_fer.evaluation.grid $(GRID)
+	python -m staged_fer.evaluation.grid $(if $(GPUS),--gpus $(GPUS)) $(GRID)
 
 report: $(STAMP)
 	python -m staged_fer.evaluation.report --out reports/grid

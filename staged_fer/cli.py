@@ -15,11 +15,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
-    """Run a stage's main; a PipelineError becomes `error: <message>` on stderr and exit code 1."""
+def run_stage(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a stage's main and return its exit code (None: 0); a PipelineError becomes
+    `error: <message>` on stderr and exit code 1."""
     try:
-        main(argv)
+        code = main(argv)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0

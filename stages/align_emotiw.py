@@ -44,6 +44,8 @@ def _landmarker(cfg: AlignConfig):
         return None
     from staged_fer.devices import resolve_device
     from staged_fer.faces.landmarks import load_fan
+    from staged_fer.gpus import acquire
+    acquire(1, "align_emotiw", cpu_only=cfg.device == "cpu")   # a GPU of its own in a `make grid GPUS=...` run
     return load_fan(resolve_device(cfg.device, "align.device").type)
 
 

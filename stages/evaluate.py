@@ -16,6 +16,7 @@ from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.splits import SOURCES
 from staged_fer.errors import PipelineError
+from staged_fer.gpus import acquire, held
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
 from staged_fer.io import load_npz
 
@@ -42,18 +43,20 @@ def main(argv=None) -> None:
     from staged_fer.evaluation.inference import EvaluateParams, Predictor
     params = read_stage_params(load_params(args.params), EvaluateParams)
     cfg, seed = params.evaluate, params.seed
+    gpus = acquire(1, "evaluate", cpu_only=cfg.device == "cpu")   # before anything starts CUDA
     paths = {name: getattr(args, name) for name in SOURCES}
     sets = evaluation_sets({name: _load(path, SOURCES[name].arrays) for name, path in paths.items()}, paths)
 
     predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2})
     scored = score(sets, predictor, predictor.synthetic)
-    write_outputs(scored, cfg, seed, predictor.info(), metrics_path=args.metrics,
+    info = predictor.info(held(gpus))
+    write_outputs(scored, cfg, seed, info, metrics_path=args.metrics,
                   plots_dir=args.plots, reports_dir=args.reports)
     if args.card:
         from staged_fer.evaluation.model_card import write_model_card
         runs = {role: {k: v for k, v in ckpt.items() if k != "state_dict"}
                 for role, (_, _, ckpt) in predictor.models.items()}
-        write_model_card(args.card, scored, cfg, seed, runs, args.reports)
+        write_model_card(args.card, scored, cfg, seed, runs, args.reports, info["gpus"])
 
 
 if __name__ == "__main__":

@@ -117,6 +117,19 @@ class DvcProject:
         project.run("git", "commit", "-q", "-m", "tiny configuration")
         return project
 
+    @classmethod
+    def clone(cls, url: str | Path, dest: Path) -> "DvcProject":
+        """A `git clone` of ``url`` at ``dest``, set up as a user's would be: its `.venv` is this one."""
+        project = cls(dest)
+        subprocess.run(["git", "clone", "-q", str(url), str(dest)], env=project.env, check=True,
+                       capture_output=True)
+        (dest / ".venv").symlink_to(BIN.parent)
+        return project
+
+    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`make ...` in the project as a user runs it once set up: the venv's stamp is not remade."""
+        return self.run("make", "-o", ".venv/.installed", *args, check=check)
+
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         exe = str(BIN / cmd[0]) if cmd[0] == "dvc" else cmd[0]
         result = subprocess.run([exe, *cmd[1:]], cwd=self.path, env=self.env, capture_output=True, text=True)

@@ -35,6 +35,8 @@ TABLES = {
     "bench_dvc_status.py": [r"first status \(hashes every photo\) +[\d.]+ s", r"no-op / empty +[\d.]+x"],
     "bench_input_path.py": [r"\[1\] .*", r"\[2\] input path alone at 227 px, batch 16, 64 faces",
                             r"ImageFolder \+ DataLoader, 1 workers +[\d.]+"],
+    "bench_queue_checkout.py": [r"\(one-file tree\) +[\d.]+ +[\d.]+ +1", r"(?m)^hardlink +[\d.]+ +0\.0 +100$",
+                                r"(?m)^copy +[\d.]+ +[\d.]+ +100$"],
     "bench_predict.py": [r"predict: +[\d.]+ s \( *[\d.]+ photos/s; \d+ faces classified",
                          r"ratio predict / aligner: [\d.]+"],
     "bench_train_step.py": [r"\[3\] alexnet +227 px, gray input: +[\d.]+ img/s", r"fused / foreach = [\d.]+x"],

@@ -82,3 +82,58 @@ def test_grid_queues_twelve_experiments(tmp_path):
     result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "-S", "stage1.epochs=2")
     assert "queued 12 experiments" in result.stdout
     assert _queued(project) == {f"{m}-{s}": (m, *d, 2) for m in ("alexnet", "vgg_m") for s, d in EXPECTED.items()}
+
+
+def test_seeds_name_each_run_and_set_its_seed(capsys):
+    assert grid.main(["--dry-run", "--models", "alexnet", "--schemes", "fer28", "--seeds", "0", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"dvc exp run --queue --name alexnet-fer28-s{s} -S model=alexnet -S stage1.data=fer28 -S stage2.data=none "
+        f"-S seed={s}" for s in (0, 2)]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0", "1", "-S", "seed=3"], "-S 'seed=3': expected KEY=VALUE for a key the grid does not set itself"),
+    (["--seeds", "1", "1"], "--seeds 1 1: a seed is listed twice"),
+])
+def test_seed_arguments_that_cannot_work_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--dry-run", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_devices_per_run_follow_the_last_override():
+    assert grid.devices_per_run({"train": {"devices": 1}}, []) == 1
+    assert grid.devices_per_run({"train": {"devices": 1}}, ["train.devices=4", "params.yaml:train.devices=2"]) == 2
+
+
+def test_gpus_that_cannot_serve_a_run_are_refused_before_anything_is_queued(tmp_path):
+    project = _project(tmp_path)
+    result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--models", "alexnet",
+                         "--schemes", "fer28", "--gpus", "0,1", "-S", "train.devices=3", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: GPUS=0,1: each run needs 3 GPUs (`train.devices`) but only 2 are "
+                                     "listed")
+    assert _queued(project) == {} and "alexnet-fer28" not in project.dvc("queue", "status").stdout
+
+
+def test_pull_lets_every_run_restore_from_the_remote(capsys):
+    assert grid.main(["--dry-run", "--pull", "--models", "alexnet", "--schemes", "fer28"]) == 0
+    assert capsys.readouterr().out.startswith("dvc exp run --queue --pull --name alexnet-fer28 ")
+
+
+def test_running_the_queue_fails_when_an_experiment_of_the_grid_failed(monkeypatch, capsys):
+    import subprocess
+    status = ("Task     Name              Created    Status\n"
+              "3eea8b5  alexnet-fer28     10:02 PM   Success\n"
+              "dab4746  alexnet-fer32     10:03 PM   Failed\n"
+              "0a1b2c3  vgg_m-fer28       09:00 PM   Failed\n")   # an earlier run, not this grid's
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append((cmd, kwargs.get("env", {}).get("STAGED_FER_GPUS")))
+        return subprocess.CompletedProcess(cmd, 0, stdout=status if "status" in cmd else "")
+    monkeypatch.setattr(grid.subprocess, "run", run)
+    assert grid.run_queue(("0", "1", "2", "3"), 2, ["alexnet-fer28", "alexnet-fer32"]) == 1
+    assert calls[0][0][3:] == ["exp", "run", "--run-all", "--jobs", "2"] and calls[0][1] == "0,1,2,3"
+    assert capsys.readouterr().err == ("error: 1 experiment(s) failed: alexnet-fer32; see `dvc queue logs <name>`\n")
+    assert grid.run_queue(("0",), 1, ["alexnet-fer28"]) == 0

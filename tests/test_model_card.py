@@ -63,3 +63,13 @@ def test_card_links_resolve_relative_to_the_card(tmp_path):
     for link in re.findall(r"\]\(([^)]+\.png)\)", text):
         assert (tmp_path / "reports" / link).parent == tmp_path / "reports" / "eval"
     assert len(re.findall(r"\]\(([^)]+\.png)\)", text)) == len(scored)
+
+
+def test_card_names_the_gpus_each_step_was_given():
+    from staged_fer.evaluation.model_card import gpu_line
+    slot = {"ids": ["1"], "names": None, "cuda": False, "taken_at": 1.0}
+    gpu = {"ids": ["2", "3"], "names": ["NVIDIA H100", "NVIDIA H100"], "cuda": True, "taken_at": 2.0}
+    assert gpu_line({"train_stage1": gpu, "train_stage2": slot, "evaluate": None}) == (
+        "GPUs (ids as in CUDA_VISIBLE_DEVICES): train_stage1: GPU 2,3 (NVIDIA H100, NVIDIA H100); "
+        "train_stage2: slot 1 (no CUDA: ran on the CPU); evaluate: none taken.")
+    assert gpu_line(None) == "GPUs (ids as in CUDA_VISIBLE_DEVICES): not recorded."

@@ -2,9 +2,10 @@
 tree a run used are pinned in dvc.lock, and a change reruns exactly what it affects.
 
 The project reads a small FER CSV and SFEW tree from its default raw-data folders
-(data/external/fer2013, data/external/SFEW_2.0), as a user's checkout would. Slow (a whole
-run of the pipeline and a second one from alignment on); `tests/test_code_deps.py` and
-`tests/test_raw_snapshot.py` cover the same ground in the default suite without running it.
+(data/external/fer2013, data/external/SFEW_2.0), recorded with `make data` and committed, as
+a user's checkout would. Slow (a whole run of the pipeline and a second one from alignment
+on); `tests/test_code_deps.py`, `tests/test_raw_snapshot.py` and `tests/test_raw_record.py`
+cover the same ground in the default suite without running it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.dvc_project import TINY_PARAMS, DvcProject
+from tests.dvc_project import BIN, TINY_PARAMS, DvcProject
 
 ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
               "train_stage1", "train_stage2", "evaluate"]
@@ -40,7 +41,22 @@ def project(module_tmp):
     write_sfew_tree(tree, sfew["train_per_class"], sfew["val_per_class"], sfew["test"], 0)
     for split in tree.iterdir():   # beside the folder's README
         shutil.move(str(split), project.path / SFEW_DIR / split.name)
+    record(project)
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "raw data")
     return project
+
+
+def record(project) -> None:
+    """`make data`."""
+    project.run(str(BIN / "python"), "-m", "staged_fer.data.raw_record")
+
+
+def replace(path, data: bytes) -> None:
+    """Put a new file at ``path``, as copying over it does. Not an edit in place: the placed
+    file is DVC's cached copy itself (a hard link; .dvc/config's cache.type)."""
+    path.unlink()
+    path.write_bytes(data)
 
 
 def lock_deps(project, stage: str) -> dict[str, dict]:
@@ -57,8 +73,9 @@ def test_the_lock_pins_the_raw_fer_file_and_sfew_tree(project):
     fer = lock_deps(project, "download_fer")[FER_DIR]
     sfew = lock_deps(project, "align_emotiw")[SFEW_DIR]
     photos = sum(1 for p in (project.path / SFEW_DIR).rglob("*.png"))
-    assert fer["md5"].endswith(".dir") and fer["nfiles"] == 2          # the CSV and the README
-    assert sfew["md5"].endswith(".dir") and sfew["nfiles"] == photos + 1
+    # the CSV, its .dvc record and the README; the photos, a record per split and the README
+    assert fer["md5"].endswith(".dir") and fer["nfiles"] == 3
+    assert sfew["md5"].endswith(".dir") and sfew["nfiles"] == photos + 3 + 1
     assert project.repro() == [] and changed_stages(project) == set()
 
 
@@ -66,7 +83,9 @@ def test_replacing_one_photo_reruns_alignment_and_what_follows(project):
     before = lock_deps(project, "train_stage1")["data/processed/stage1.npz"]["md5"]
     val = sorted((project.path / SFEW_DIR / "Val").rglob("*.png"))
     # A Val photo is always kept (aligned, or a fallback crop), so the aligned faces change.
-    val[0].write_bytes(val[-1].read_bytes())
+    replace(val[0], val[-1].read_bytes())
+    assert changed_stages(project) == {"data/external/SFEW_2.0/Val.dvc", "align_emotiw"}
+    record(project)
     assert changed_stages(project) == {"align_emotiw"}
     # build_splits rewrites stage1.npz with the same bytes (FER28 holds no EmotiW face), so
     # DVC keeps the stage-1 model; stage 2 trains on EmotiW and reruns, and so does evaluate.
@@ -77,7 +96,8 @@ def test_replacing_one_photo_reruns_alignment_and_what_follows(project):
 def test_adding_a_fer_row_reruns_from_download_fer(project):
     csv = project.path / FER_DIR / "fer2013.csv"
     last = csv.read_bytes().splitlines(keepends=True)[-1]
-    csv.write_bytes(csv.read_bytes() + last)
+    replace(csv, csv.read_bytes() + last)
+    record(project)
     assert changed_stages(project) == {"download_fer"}
     assert project.repro("--single-item", "download_fer") == ["download_fer"]
     meta = json.loads((project.path / "data/raw/fer2013.meta.json").read_text())

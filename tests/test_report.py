@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from staged_fer.errors import PipelineError
-from staged_fer.evaluation import report
+from staged_fer.evaluation import grid, report
 from staged_fer.labels import EMOTIONS
 
 
@@ -161,3 +161,52 @@ def test_accuracy_chosen_on_its_own_set_is_starred():
     assert report.table_rows([exp])[0][4] == "50.0* [40.0, 60.0]"
     exp.metrics["emotiw_val"] = {**block, "selected_here": False}
     assert report.table_rows([exp])[0][4] == "50.0 [40.0, 60.0]"
+
+
+def seeded_rev(sha, model, scheme, seed, acc):
+    r = rev(sha, f"{model}-{scheme.name}-s{seed}", model, scheme.stage1, scheme.stage2, acc)
+    r["data"]["params"]["params.yaml"]["data"]["seed"] = seed
+    return r
+
+
+def test_cells_over_seeds_and_the_paper_comparisons_they_hold_in(tmp_path, no_png):
+    single, double = grid.SCHEME_OF["fer28"], grid.SCHEME_OF["fer28-to-emotiw"]
+    # AlexNet: double above single in seeds 0 and 1, below in seed 2 (the paper: above); VGG-M's
+    # single run has one seed only, so its comparisons need two seeds in common and are left out.
+    accs = {("alexnet", single): (0.40, 0.42, 0.50), ("alexnet", double): (0.45, 0.47, 0.44)}
+    runs, sha = [], iter("0123456789abcdef")
+    truth = np.arange(40) % 7
+    files = {}
+    for (model, scheme), values in accs.items():
+        for seed, acc in enumerate(values):
+            s = next(sha) * 40
+            runs.append(exp(seeded_rev(s, model, scheme, seed, acc)))
+            right = int(acc * 40)   # the first `right` samples right, the rest wrong
+            pred = truth.copy()
+            pred[right:] = (truth[right:] + 1) % 7
+            files[s] = predictions_csv(truth, pred)
+    s = next(sha) * 40
+    runs.append(exp(seeded_rev(s, "vgg_m", single, 0, 0.30)))
+    files[s] = predictions_csv(truth, truth)
+    doc = [{**rev("f" * 40, "main", "alexnet", "fer28", "emotiw"), "experiments": runs}]
+    text = report.build_report(doc, tmp_path, read=lambda path, r: files[r])
+
+    over = text.split("## Over seeds")[1].split("## McNemar")[0]
+    cell = next(line for line in over.splitlines() if line.startswith("| AlexNet | FER28 | single"))
+    values = 100 * np.array(accs["alexnet", single])
+    assert (f"| 0, 1, 2 | {values.mean():.1f} ± {values.std(ddof=1):.1f} [40.0, 50.0] |" in cell
+            and "46.9 / 54.0 (S1)" in cell)
+    assert "| VGG-CNN-M-2048 | FER28 | single | 0 | 30.0 |" in over
+    # Pooled: per seed the double run gets samples 16-17, 16-17 right that single does not, and
+    # single gets 17-19 right in seed 2 that double does not: 4 vs 3 discordant, exact test.
+    only_a, only_b = 3, 4
+    p = 2 * sum(__import__("math").comb(7, i) for i in range(only_a + 1)) / 2 ** 7
+    assert (f"| alexnet FER28 | alexnet FER28->EmotiW | 46.9 / 48.5 | 0, 1, 2 | 2 of 3 | {only_a} | {only_b} | "
+            f"120 | exact | {min(1.0, p):.4g} |") in over
+    assert over.count("\n| alexnet ") == 1 and "vgg_m FER28" not in over
+    # ... while each seed's own pair is tested beside the per-seed rows
+    assert "| alexnet-fer28-s2 | alexnet-fer28-to-emotiw-s2 | 40 | 3 | 0 | exact |" in text
+
+
+def test_a_single_seed_grid_has_no_section_over_seeds(tmp_path, reader, no_png):
+    assert "## Over seeds" not in report.build_report(EXP_SHOW, tmp_path, read=reader)

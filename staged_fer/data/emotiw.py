@@ -22,6 +22,7 @@ from typing import Literal
 from ..errors import PipelineError
 from ..faces.pipeline import ImageTask
 from ..labels import EMOTIONS, LABEL_OF, UNLABELED
+from .raw_record import restore_hint
 
 LABELED_SPLITS = ("Train", "Val")
 SPLITS = ("Train", "Val", "Test")
@@ -110,7 +111,7 @@ def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits =
         folder = root / name
         if not folder.is_dir():
             raise PipelineError(f"{key}: {folder} not found; the target set needs {layout} under {root} "
-                                f"(emotiw.splits names the folders)")
+                                f"(emotiw.splits names the folders){restore_hint(root)}")
         entries = sorted(p for p in folder.iterdir() if _visible(p))
         unknown = [p.name for p in entries if p.is_dir() and p.name not in label_of]
         if unknown:

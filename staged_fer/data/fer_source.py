@@ -34,6 +34,7 @@ from typing import BinaryIO, Iterator, Literal
 
 from ..errors import PipelineError
 from ..io import atomic_path, read_json_object, write_json
+from .raw_record import project_file, restore_hint
 from .raw_snapshot import check_unchanged, snapshot
 
 CANONICAL_HEADER = b"emotion,pixels,Usage"
@@ -42,9 +43,6 @@ ICML_HEADER = b"emotion, Usage, pixels"
 CSV_NAMES = {"fer2013.csv": "fer", "icml_face_data.csv": "icml"}
 KAGGLE_FILE = "fer2013.tar.gz"
 META_KEYS = ("source", "origin", "file", "md5", "md5_expected", "rows", "synthetic")
-
-# Files of the project's own in the default raw-data folders (data/external/*/), not data.
-PLACEHOLDER_FILES = ("README.md",)
 
 _HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _BLOCK = 1 << 20
@@ -166,7 +164,7 @@ def _local_file(cfg: FerConfig) -> Path:
     path = Path(cfg.path)
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                       and p.name not in PLACEHOLDER_FILES)
+                       and not project_file(p))
         if len(found) > 1:
             raise PipelineError(f"`fer.path`: folder {path} holds several files ({', '.join(p.name for p in found)}); "
                                 f"keep one FER-2013 file there or point `fer.path` at the file")
@@ -176,7 +174,8 @@ def _local_file(cfg: FerConfig) -> Path:
         missing = f"no FER-2013 file in folder {path}" if path.is_dir() else f"{path} not found"
         raise PipelineError(
             f"`fer.path`: {missing}; download fer2013.tar.gz from https://www.kaggle.com/c/{cfg.kaggle_competition}"
-            f"/data {'into it' if path.is_dir() else 'to that path'}, or set `fer.source` to url, kaggle or synthetic")
+            f"/data {'into it' if path.is_dir() else 'to that path'}, or set `fer.source` to url, kaggle or synthetic"
+            + restore_hint(path if path.is_dir() else path.parent))
     return path
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..labels import LABEL_OF, UNLABELED
+from .raw_record import restore_hint
 
 HEADER = ("Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust",
           "fear", "contempt", "unknown", "NF")
@@ -74,7 +75,7 @@ def read_votes(path: str | Path) -> FerPlusVotes:
     path = ferplus_file(path)
     if not path.is_file():
         raise PipelineError(f"{path}: FER+ label file not found (fer.ferplus_path; get {FILE_NAME} "
-                            f"from github.com/microsoft/FERPlus)")
+                            f"from github.com/microsoft/FERPlus){restore_hint(path.parent)}")
     usage, has_image, votes = [], [], []
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)

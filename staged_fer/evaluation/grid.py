@@ -1,24 +1,37 @@
 """Queue the paper's experiment grid: both networks x six data schemes = 12 DVC experiments.
 
-    python -m staged_fer.evaluation.grid [--dry-run] [--models ...] [--schemes ...] [-S key=value ...]
+    python -m staged_fer.evaluation.grid [--dry-run] [--models ...] [--schemes ...] [--seeds ...]
+                                         [--gpus 0,1,...] [-S key=value ...]
 
 `--models` takes any registered model (staged_fer/models/registry.py); without it the grid is
-the paper's two networks. Models beyond the paper are marked so in the report.
+the paper's two networks. Models beyond the paper are marked so in the report. `--seeds`
+runs every cell once per seed (`-S seed=<s>`), named `<model>-<scheme>-s<seed>`.
 
 Each experiment is `dvc exp run --queue --name <model>-<scheme> -S model=... -S stage1.data=...
 -S stage2.data=...` plus the extra -S overrides given here (for example a shorter schedule).
-Run the queue with `dvc queue start --jobs N`; stages whose inputs and params agree across
-experiments (stage 1 of fer28 and fer28-to-emotiw, say) are restored from DVC's run-cache
-instead of being trained twice.
+Before queueing, the raw data is checked to be recorded as placed (staged_fer/data/raw_record.py),
+since queued experiments see only what is recorded. Without `--gpus` the queue is left for
+`dvc queue start --jobs N`. With `--gpus` the queued experiments then run through DVC's own
+foreground runner, `dvc exp run --run-all --jobs <ids / train.devices>`, with the ids in
+``STAGED_FER_GPUS``, so each training and evaluation stage takes GPUs of its own
+(staged_fer/gpus.py). Stages whose inputs and params agree across experiments (stage 1 of fer28
+and fer28-to-emotiw, say) are restored from DVC's run-cache instead of being trained twice.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
+from ..config import load_params
+from ..data.raw_record import check as check_raw_data
+from ..errors import PipelineError
+from ..gpus import ENV_GPUS, check_listed, parse_ids
 from ..models import MODEL_NAMES, PAPER_MODELS
 
 
@@ -50,24 +63,63 @@ def scheme_of_params(stage1: str, stage2: str) -> Scheme | None:
     return None
 
 
-def experiment_name(model: str, scheme: Scheme) -> str:
-    return f"{model}-{scheme.name}"
+def experiment_name(model: str, scheme: Scheme, seed: int | None = None) -> str:
+    return f"{model}-{scheme.name}" + ("" if seed is None else f"-s{seed}")
 
 
 def commands(models: Sequence[str] = PAPER_MODELS, schemes: Sequence[str] = tuple(SCHEME_OF),
-             overrides: Sequence[str] = ()) -> list[list[str]]:
-    """The `dvc exp run --queue` argument lists of the grid, model-major."""
+             overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
+             pull: bool = False) -> list[list[str]]:
+    """The `dvc exp run --queue` argument lists of the grid, model-major, then scheme, then seed.
+    ``seeds`` None: one run per cell with params.yaml's seed, named without a seed. ``pull``:
+    `--pull`, so a stage found in the run-cache whose outputs are only on the DVC remote is
+    restored from there."""
     cmds = []
     for model in models:
         for name in schemes:
             scheme = SCHEME_OF[name]
-            cmd = ["dvc", "exp", "run", "--queue", "--name", experiment_name(model, scheme),
-                   "-S", f"model={model}", "-S", f"stage1.data={scheme.stage1}",
-                   "-S", f"stage2.data={scheme.stage2}"]
-            for extra in overrides:
-                cmd += ["-S", extra]
-            cmds.append(cmd)
+            for seed in seeds if seeds is not None else (None,):
+                cmd = ["dvc", "exp", "run", "--queue", *(["--pull"] if pull else []),
+                       "--name", experiment_name(model, scheme, seed),
+                       "-S", f"model={model}", "-S", f"stage1.data={scheme.stage1}",
+                       "-S", f"stage2.data={scheme.stage2}"]
+                if seed is not None:
+                    cmd += ["-S", f"seed={seed}"]
+                for extra in overrides:
+                    cmd += ["-S", extra]
+                cmds.append(cmd)
     return cmds
+
+
+def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
+    """`train.devices` of the runs: the last -S override of it, else params.yaml's."""
+    value = params["train"]["devices"]
+    for extra in overrides:
+        key, _, text = extra.partition("=")
+        if key.split(":")[-1] == "train.devices":
+            value = text
+    try:
+        return int(value)
+    except ValueError:
+        raise PipelineError(f"-S train.devices={value}: expected a whole number") from None
+
+
+def run_queue(ids: Sequence[str], per_run: int, names: Sequence[str]) -> int:
+    """Run every queued experiment with one DVC queue worker per ``per_run`` ids, each stage
+    taking GPU slots; exit code 1 when one of ``names`` failed (DVC's runner exits 0 either way)."""
+    cmd = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids) // per_run)]
+    print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(cmd)}", flush=True)
+    env = {**os.environ, ENV_GPUS: ",".join(ids)}
+    rc = subprocess.run([sys.executable, "-m", "dvc", *cmd[1:]], env=env).returncode
+    status = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], capture_output=True, text=True)
+    print(status.stdout, end="", flush=True)
+    rows = [line.split() for line in status.stdout.splitlines()]   # task, name, created, status
+    failed = [row[1] for row in rows if len(row) > 2 and row[1] in names and row[-1] == "Failed"]
+    if failed:
+        print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
+              file=sys.stderr)
+        return 1
+    return rc
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,23 +129,40 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(PAPER_MODELS),
                    help="registered models to run; the paper's by default")
     p.add_argument("--schemes", nargs="+", choices=list(SCHEME_OF), default=list(SCHEME_OF))
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="run every cell once per seed, named <model>-<scheme>-s<seed>")
+    p.add_argument("--gpus", metavar="IDS",
+                   help="GPU ids as in CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3: after queueing, run the queue "
+                        "with one worker per id, each run on GPUs of its own (without CUDA: slots only)")
+    p.add_argument("--pull", action="store_true",
+                   help="restore stages another box ran from the DVC remote (after `dvc fetch --run-cache`)")
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra params override for every experiment (repeatable), as for `dvc exp run -S`")
     args = p.parse_args(argv)
+    own = ("model", "stage1.data", "stage2.data", *(("seed",) if args.seeds else ()))
     for extra in args.overrides:
         key = extra.split("=", 1)[0].split(":")[-1]
-        if "=" not in extra or key in ("model", "stage1.data", "stage2.data"):
+        if "=" not in extra or key in own:
             p.error(f"-S {extra!r}: expected KEY=VALUE for a key the grid does not set itself")
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed is listed twice")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    cmds = commands(args.models, args.schemes, args.overrides)
+    cmds = commands(args.models, args.schemes, args.overrides, args.seeds, args.pull)
     if args.dry_run:
         for cmd in cmds:
             print(shlex.join(cmd))
         return 0
+    # Everything that can refuse the grid does so before anything is queued.
+    params = load_params("params.yaml")
+    ids = parse_ids(args.gpus, "GPUS") if args.gpus is not None else None
+    per_run = devices_per_run(params, args.overrides)
+    if ids is not None:
+        check_listed(ids, per_run)
+    check_raw_data(params, Path.cwd())
     # DVC's own entry point, in this process: one interpreter start instead of one per
     # experiment, which is most of the time `dvc exp run --queue` takes.
     from dvc.cli import main as dvc_main
@@ -104,9 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: `{shlex.join(cmd)}` failed with exit code {rc}; experiments queued before it "
                   f"stay queued (`dvc queue status`)", file=sys.stderr)
             return rc
-    print(f"queued {len(cmds)} experiments; run them with `dvc queue start --jobs N`")
-    return 0
+    if ids is None:
+        print(f"queued {len(cmds)} experiments; run them with `dvc queue start --jobs N`")
+        return 0
+    print(f"queued {len(cmds)} experiments; running them on GPUs {','.join(ids)}")
+    return run_queue(ids, per_run, [cmd[cmd.index("--name") + 1] for cmd in cmds])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import run_stage
+    sys.exit(run_stage(main))

@@ -52,8 +52,11 @@ class Predictor:
         """Whether the model was trained on any synthetic data."""
         return bool(self.models[role][2]["synthetic"])
 
-    def info(self) -> dict:
-        """Run facts for the metrics file: which model and schemes were scored."""
+    def info(self, gpus: dict | None = None) -> dict:
+        """Run facts for the reports: which model and schemes were scored, and the GPU slots
+        each step was given (``gpus``: this evaluation's; staged_fer/gpus.py)."""
         return {"model": self.model_name,
                 "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}",
-                "selected_on": {role: ckpt.get("selected_on") for role, (_, _, ckpt) in self.models.items()}}
+                "selected_on": {role: ckpt.get("selected_on") for role, (_, _, ckpt) in self.models.items()},
+                "gpus": {"train_stage1": self.models["stage1"][2].get("gpus"),
+                         "train_stage2": self.models["final"][2].get("gpus"), "evaluate": gpus}}

@@ -84,10 +84,24 @@ def _training_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return rows
 
 
+def gpu_line(gpus: Mapping[str, Mapping[str, Any] | None] | None) -> str:
+    """Which GPU slots (staged_fer/gpus.py) each step of the run was given, by step."""
+    parts = []
+    for step, grant in (gpus or {}).items():
+        if grant is None:
+            parts.append(f"{step}: none taken")
+        elif grant["names"] is None:
+            parts.append(f"{step}: slot {','.join(grant['ids'])} (no CUDA: ran on the CPU)")
+        else:
+            parts.append(f"{step}: GPU {','.join(grant['ids'])} ({', '.join(grant['names'])})")
+    return "GPUs (ids as in CUDA_VISIBLE_DEVICES): " + ("; ".join(parts) if parts else "not recorded") + "."
+
+
 def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mapping[str, Mapping[str, Any]],
-               figures: str) -> str:
+               figures: str, gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> str:
     """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' run facts (their
-    dicts without weights do); ``figures``: the folder of confusion PNGs, relative to the card."""
+    dicts without weights do); ``figures``: the folder of confusion PNGs, relative to the card;
+    ``gpus``: the GPU slots of each step, as in ``reports/eval/scores.json``."""
     final = runs["final"]
     params = run_params(final, "the final checkpoint")
     name = params.model
@@ -129,7 +143,7 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
     lines += ["", "## Training", "",
               f"SGD with momentum; seed {params.seed}; input resize {params.input.resize}, "
               f"random flips {'on' if params.input.flip else 'off'}.", "",
-              *_training_rows(runs), "",
+              *_training_rows(runs), "", gpu_line(gpus), "",
               "## Evaluation", "",
               f"Accuracy intervals: 95% percentile bootstrap over faces ({cfg.bootstrap} resamples). "
               "Cost-sensitive accuracy charges "
@@ -144,7 +158,8 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
 
 
 def write_model_card(path: str | os.PathLike, scored: list[Scored], cfg: EvaluateConfig, seed: int,
-                     runs: Mapping[str, Mapping[str, Any]], reports_dir: str | os.PathLike) -> None:
+                     runs: Mapping[str, Mapping[str, Any]], reports_dir: str | os.PathLike,
+                     gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
     path = Path(path)
     figures = Path(os.path.relpath(Path(reports_dir).resolve(), path.parent.resolve())).as_posix()
-    write_text(path, model_card(scored, cfg, seed, runs, figures))
+    write_text(path, model_card(scored, cfg, seed, runs, figures, gpus))

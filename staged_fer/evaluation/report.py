@@ -1,5 +1,7 @@
 """The grid's comparison report: every experiment next to the paper's numbers, with intervals
-and McNemar tests between experiments scored on the same split.
+and McNemar tests between experiments scored on the same split; with several seeds per cell,
+each cell's mean and spread over seeds and, per paper comparison, in how many seeds it held
+and McNemar's test on the predictions of all seeds pooled.
 
     python -m staged_fer.evaluation.report --out reports/grid [--exp-show FILE] [--pair A B ...] [--split KEY]
 
@@ -60,6 +62,10 @@ class Experiment:
     state: str = "success"             # success | queued | running | failed | ...
     params: dict = field(default_factory=dict)
     commit: bool = False               # a Git commit (baseline) rather than an experiment
+
+    @property
+    def seed(self):
+        return self.params.get("seed")
 
 
 def _get(d: dict | None, *keys):
@@ -153,19 +159,111 @@ def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
     return rows
 
 
-def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
-    """The paper's comparisons among the finished experiments: single vs double fine-tuning
+def paper_comparisons() -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The paper's comparisons as (model, scheme) cells A and B: single vs double fine-tuning
     (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and AlexNet vs VGG-CNN-M per scheme."""
-    by_key = {(e.model, e.scheme.name): e.name for e in experiments if e.metrics and e.scheme}
-    pairs = []
-    for model in PAPER_MODELS:
-        for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw")):
-            if (model, single) in by_key and (model, double) in by_key:
-                pairs.append((by_key[model, single], by_key[model, double]))
-    for s in SCHEMES:
-        if ("alexnet", s.name) in by_key and ("vgg_m", s.name) in by_key:
-            pairs.append((by_key["alexnet", s.name], by_key["vgg_m", s.name]))
-    return pairs
+    pairs = [((model, single), (model, double)) for model in PAPER_MODELS
+             for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw"))]
+    return pairs + [(("alexnet", s.name), ("vgg_m", s.name)) for s in SCHEMES]
+
+
+def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
+    """The paper's comparisons among the finished experiments, each between runs of one seed."""
+    by_key = {(e.model, e.scheme.name, e.seed): e.name for e in experiments if e.metrics and e.scheme}
+    seeds = sorted({k[2] for k in by_key}, key=str)
+    return [(by_key[(*a, seed)], by_key[(*b, seed)]) for a, b in paper_comparisons() for seed in seeds
+            if (*a, seed) in by_key and (*b, seed) in by_key]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one model and scheme that differ in their seed only (params but `seed` agree)."""
+    model: str | None
+    scheme: Scheme | None
+    runs: dict                         # seed -> Experiment, the first listed of each seed
+
+
+def cells(experiments: Iterable[Experiment], split: str) -> list[Cell]:
+    """The finished experiments (commits left out) grouped into cells, in the table's order."""
+    groups: dict[str, Cell] = {}
+    for e in sorted(experiments, key=_order):
+        if e.commit or _get(e.metrics, split, "accuracy") is None:
+            continue
+        key = json.dumps({k: v for k, v in e.params.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, Cell(e.model, e.scheme, {})).runs.setdefault(e.seed, e)
+    return list(groups.values())
+
+
+def _spread(values: Sequence[float]) -> str:
+    """Mean ± sample standard deviation [min, max] in %; the mean alone for one value."""
+    if not values:
+        return "-"
+    v = 100 * np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return f"{v[0]:.1f}"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} [{v.min():.1f}, {v.max():.1f}]"
+
+
+CELL_HEADER = ["model", "scheme", "fine-tuning", "seeds", "EmotiW val % mean ± sd [min, max]",
+               "stage-1 on EmotiW val % mean ± sd [min, max]", "paper val / test %", "data"]
+
+
+def cell_rows(cs: Sequence[Cell]) -> list[list[str]]:
+    rows = []
+    for c in cs:
+        runs = list(c.runs.values())
+        stage1 = [] if c.scheme and c.scheme.stage1 == "none" else [
+            _get(e.metrics, "emotiw_val_stage1", "accuracy") for e in runs]
+        rows.append([MODELS[c.model].title if c.model in MODELS else str(c.model),
+                     c.scheme.paper if c.scheme else "other", c.scheme.fine_tuning if c.scheme else "-",
+                     ", ".join(str(seed) for seed in c.runs),
+                     _spread([_get(e.metrics, "emotiw_val", "accuracy") for e in runs]),
+                     _spread([x for x in stage1 if x is not None]), _paper(c.model, c.scheme),
+                     "synthetic" if any(e.metrics.get("synthetic") for e in runs) else "real"])
+    return rows
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    a: Cell
+    b: Cell
+    seeds: list                        # the seeds both cells ran
+    paper_sign: int | None             # +1: the paper has B above A, -1 below; None: not both reported
+    b_better: int                      # seeds in which B scored higher than A
+    held: int | None                   # seeds in which the difference had the paper's sign
+    pooled: McNemar                    # on the predictions of every seed, pooled
+
+
+def _paper_val(model: str | None, scheme: Scheme | None) -> float | None:
+    row = PAPER.get((model, scheme.name)) if scheme else None
+    return row[0] if row else None
+
+
+def seed_comparisons(cs: Sequence[Cell], split: str, read: Callable[[str, str], str]) -> list[SeedComparison]:
+    """The paper's comparisons between cells that share at least two seeds."""
+    by_key = {}
+    for c in cs:
+        if c.scheme:
+            by_key.setdefault((c.model, c.scheme.name), c)
+    out = []
+    for key_a, key_b in paper_comparisons():
+        a, b = by_key.get(key_a), by_key.get(key_b)
+        seeds = [seed for seed in a.runs if seed in b.runs] if a and b else []
+        if len(seeds) < 2:
+            continue
+        diffs = [b.runs[s].metrics[split]["accuracy"] - a.runs[s].metrics[split]["accuracy"] for s in seeds]
+        va, vb = _paper_val(a.model, a.scheme), _paper_val(b.model, b.scheme)
+        sign = None if va is None or vb is None or va == vb else (1 if vb > va else -1)
+        pooled = [paired_predictions(a.runs[s], b.runs[s], split, read) for s in seeds]
+        truth, pred_a, pred_b = (np.concatenate([p[i] for p in pooled]) for i in range(3))
+        out.append(SeedComparison(a, b, seeds, sign, sum(d > 0 for d in diffs),
+                                  None if sign is None else sum(d * sign > 0 for d in diffs),
+                                  mcnemar(truth, pred_a, pred_b)))
+    return out
+
+
+def _cell_name(c: Cell) -> str:
+    return f"{c.model} {c.scheme.paper if c.scheme else 'other'}"
 
 
 def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -182,9 +280,9 @@ def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.
     return np.array(ids, dtype=str), np.array(true), np.array(pred)
 
 
-def paired_test(a: Experiment, b: Experiment, split: str,
-                read: Callable[[str, str], str]) -> McNemar:
-    """McNemar between two experiments' predictions on ``split``, matched by sample id."""
+def paired_predictions(a: Experiment, b: Experiment, split: str,
+                       read: Callable[[str, str], str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True labels and the two experiments' predictions on ``split``, matched by sample id."""
     path = PREDICTIONS.format(split=split)
     ids_a, true_a, pred_a = read_predictions(read(path, a.rev), f"{path}@{a.name}")
     ids_b, true_b, pred_b = read_predictions(read(path, b.rev), f"{path}@{b.name}")
@@ -194,7 +292,12 @@ def paired_test(a: Experiment, b: Experiment, split: str,
                             f"McNemar needs the same split (rerun both on the same data)")
     if not np.array_equal(true_a[order_a], true_b[order_b]):
         raise PipelineError(f"{path}: experiments {a.name} and {b.name} disagree on the true labels")
-    return mcnemar(true_a[order_a], pred_a[order_a], pred_b[order_b])
+    return true_a[order_a], pred_a[order_a], pred_b[order_b]
+
+
+def paired_test(a: Experiment, b: Experiment, split: str, read: Callable[[str, str], str]) -> McNemar:
+    """McNemar between two experiments' predictions on ``split``, matched by sample id."""
+    return mcnemar(*paired_predictions(a, b, split, read))
 
 
 def dvc_reader(path: str, rev: str) -> str:
@@ -207,7 +310,33 @@ def dvc_reader(path: str, rev: str) -> str:
                             f"or run the report in the repository that ran them") from None
 
 
-def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, str, McNemar]], split: str) -> str:
+def _seed_lines(cs: Sequence[Cell], comparisons: Sequence[SeedComparison], split: str) -> list[str]:
+    lines = ["", "## Over seeds", "",
+             "Per cell (one model and scheme, runs that differ in their seed only) the mean and sample standard "
+             "deviation of EmotiW Val accuracy over its seeds, and its lowest and highest; the runs are the "
+             "rows above.", "",
+             "| " + " | ".join(CELL_HEADER) + " |", "|" + "---|" * len(CELL_HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in cell_rows(cs)]
+    lines += ["", f"The paper's comparisons on `{split}` over the seeds both cells ran: in how many seeds the "
+              "difference had the paper's sign (B above A where the paper's val number for B is higher), and "
+              "McNemar's test on the predictions of all those seeds pooled (each seed's samples paired by id).", ""]
+    if not comparisons:
+        return lines + ["No paper comparison between cells with two or more seeds in common."]
+    lines += ["| A | B | paper val % A / B | seeds | held in | A-only | B-only | pooled n | test | p |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        va, vb = _paper_val(c.a.model, c.a.scheme), _paper_val(c.b.model, c.b.scheme)
+        paper = f"{va if va is not None else '-'} / {vb if vb is not None else '-'}"
+        held = (f"{c.held} of {len(c.seeds)}" if c.held is not None
+                else f"- (B higher in {c.b_better} of {len(c.seeds)})")
+        t = c.pooled
+        lines.append(f"| {_cell_name(c.a)} | {_cell_name(c.b)} | {paper} | {', '.join(map(str, c.seeds))} | "
+                     f"{held} | {t.only_a} | {t.only_b} | {t.n} | {t.method} | {t.p_value:.4g} |")
+    return lines
+
+
+def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, str, McNemar]], split: str,
+                    cs: Sequence[Cell] = (), comparisons: Sequence[SeedComparison] = ()) -> str:
     rows = table_rows(experiments)
     lines = ["# The experiment grid next to Ng et al. (ICMI 2015)", ""]
     if any(r[-1] == "synthetic" for r in rows):
@@ -225,6 +354,8 @@ def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, st
     if pending:
         lines += ["", "Without metrics (queued, running or failed): "
                   + ", ".join(f"{e.name} ({e.state})" for e in pending)]
+    if any(len(c.runs) > 1 for c in cs):
+        lines += _seed_lines(cs, comparisons, split)
     lines += ["", f"## McNemar tests on `{split}`", ""]
     if tests:
         lines += ["Paired on the same samples; A-only / B-only count the samples only one of them gets right. "
@@ -270,7 +401,8 @@ def build_report(doc: list, out: str | Path, *, split: str = "emotiw_val",
             if name not in by_name or not by_name[name].metrics:
                 raise PipelineError(f"--pair {a} {b}: no finished experiment named {name!r} in `dvc exp show`")
         tests.append((a, b, paired_test(by_name[a], by_name[b], split, read)))
-    text = render_markdown(experiments, tests, split)
+    cs = cells(experiments, split)
+    text = render_markdown(experiments, tests, split, cs, seed_comparisons(cs, split, read))
     out = Path(out)
     write_text(out / "report.md", text)
     render_png(experiments, out / "table.png")

@@ -1,7 +1,7 @@
 """Checkpoints: the one file format a training stage writes and evaluation, prediction and
 export read back.
 
-A checkpoint is a dict (``CHECKPOINT_KEYS`` plus ``selected_on`` and ``align``) saved with
+A checkpoint is a dict (``CHECKPOINT_KEYS`` plus ``selected_on``, ``align`` and ``gpus``) saved with
 ``torch.save`` and read with ``weights_only=True``: the model name, its weights, the params
 sections the run read, the kept epoch and its history, whether any of its data were
 synthetic, its data scheme, the sets that chose its epoch and the align record of the faces
@@ -50,12 +50,14 @@ def run_params(ckpt: Mapping[str, Any], path: str | Path) -> RunParams:
 def write_checkpoint(path: str | Path, *, model: str, state_dict: Mapping[str, torch.Tensor],
                      params: dict[str, Any], epoch: int, best_val_acc: float | None,
                      history: list[dict[str, float]], synthetic: bool, scheme: str,
-                     selected_on: list[str] | None = None, align: dict[str, Any] | None = None) -> None:
+                     selected_on: list[str] | None = None, align: dict[str, Any] | None = None,
+                     gpus: dict[str, Any] | None = None) -> None:
     """``selected_on``: the sets whose accuracy picked the kept epoch (None: no choice was made);
-    ``align``: the align params of the faces the model is meant for (None: it met none)."""
+    ``align``: the align params of the faces the model is meant for (None: it met none);
+    ``gpus``: the GPU slots the run was given (staged_fer/gpus.py; None: it took none)."""
     ckpt = {"model": model, "state_dict": dict(state_dict), "params": params, "epoch": epoch,
             "best_val_acc": best_val_acc, "history": history, "synthetic": synthetic,
-            "scheme": scheme, "selected_on": selected_on, "align": align}
+            "scheme": scheme, "selected_on": selected_on, "align": align, "gpus": gpus}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 

@@ -25,6 +25,7 @@ import torch
 from ..config import load_params, param_key, read_stage_params, section
 from ..data.splits import hold_out, load_split
 from ..errors import PipelineError
+from ..gpus import acquire, held
 from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
 from ..models import ModelName, ModelsConfig
@@ -104,6 +105,7 @@ def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_
     from ..models import build_model, count_parameters, input_spec
 
     p = read_params(params_path, stage)
+    gpus = acquire(p.runtime.devices, f"train_{stage}", cpu_only=p.runtime.device == "cpu")
     code = relaunch_under_torchrun(p.runtime, script, argv)
     if code is not None:
         if code != 0:
@@ -112,7 +114,7 @@ def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_
     ctx, device = start(p.runtime)
     try:
         _run(stage, p, ctx, device, split_path=Path(split_path), out_path=Path(out_path),
-             live_dir=Path(live_dir), params_path=Path(params_path),
+             live_dir=Path(live_dir), params_path=Path(params_path), gpus=gpus,
              init_path=Path(init_path) if init_path is not None else None, progress=progress,
              build_model=build_model, count_parameters=count_parameters, input_spec=input_spec)
     finally:
@@ -121,8 +123,8 @@ def run(stage: StageName, *, split_path: str | Path, out_path: str | Path, live_
 
 
 def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, split_path: Path,
-         out_path: Path, live_dir: Path, params_path: Path, init_path: Path | None, progress: bool,
-         build_model, count_parameters, input_spec) -> None:
+         out_path: Path, live_dir: Path, params_path: Path, init_path: Path | None, gpus: dict | None,
+         progress: bool, build_model, count_parameters, input_spec) -> None:
     _configure(p.runtime, device)
     split = load_split(split_path)
     if split.scheme != p.stage.data:
@@ -147,7 +149,8 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
         if ctx.main:
             write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
                              best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme,
-                             selected_on=None if init is None else init.get("selected_on"), align=align)
+                             selected_on=None if init is None else init.get("selected_on"), align=align,
+                             gpus=held(gpus))
             LiveLog(live_dir, synthetic).finish(0, None)
         barrier(ctx)
         return
@@ -182,7 +185,8 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     if ctx.main:
         write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
                          epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
-                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on, align=align)
+                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on, align=align,
+                         gpus=held(gpus))
         live.finish(result.epoch, result.best_val_acc)
         store.clear()
     barrier(ctx)
