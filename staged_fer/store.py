@@ -99,6 +99,16 @@ def verify_shard(path: str | os.PathLike, rows: int, size: int, sha256: str) -> 
     return file_digest(path) == sha256
 
 
+def _index(images, key) -> np.ndarray:
+    """``images[key]`` for the readers below: an int, row numbers, a slice or a boolean mask."""
+    if isinstance(key, (int, np.integer)):
+        return images.take(np.array([key]))[0]
+    key = np.asarray(key) if isinstance(key, (list, tuple)) else key
+    if isinstance(key, np.ndarray) and key.dtype.kind in "iu":
+        return images.take(np.where(key < 0, key + len(images), key))
+    return images.take(np.arange(len(images))[key])
+
+
 class StoreImages:
     """(N, S, S) uint8 faces spread over memory-mapped shards, read by row.
 
@@ -133,9 +143,7 @@ class StoreImages:
         return out
 
     def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self.take(np.array([key]))[0]
-        return self.take(np.arange(len(self))[key])
+        return _index(self, key)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self.take(np.arange(len(self)))
@@ -210,7 +218,7 @@ class FaceRows:
         return FaceRows(self.base, self.rows[key])
 
     def __getitem__(self, key) -> np.ndarray:
-        return self.take(np.arange(len(self))[key])
+        return _index(self, key)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self.take(np.arange(len(self)))
