@@ -20,6 +20,7 @@ alignment, which never trusts a shard it did not see finished).
 """
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -71,10 +72,9 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, offset
 
 
-def open_shard(path: str | os.PathLike, rows: int, size: int) -> np.ndarray:
-    """The shard memory-mapped, after checking its header and length against ``rows`` faces of
-    ``size`` x ``size``; one line naming the file when they disagree."""
-    path = Path(path)
+def _map_shard(path: Path, rows: int, size: int) -> tuple[np.ndarray, mmap.mmap | None]:
+    """The shard's faces as a read-only array over a memory map of the file (None for no rows),
+    after checking its header and length against ``rows`` faces of ``size`` x ``size``."""
     shape, dtype, offset = _header(path)
     want = (rows, size, size)
     if shape != want or dtype != np.uint8:
@@ -86,8 +86,16 @@ def open_shard(path: str | os.PathLike, rows: int, size: int) -> np.ndarray:
         raise PipelineError(f"{path}: truncated or padded shard ({actual} bytes, expected {expected}); "
                             "rebuild the store with `dvc repro align_emotiw`")
     if rows == 0:
-        return np.zeros(want, np.uint8)   # an empty file region cannot be mapped
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.zeros(want, np.uint8), None   # an empty file region cannot be mapped
+    with open(path, "rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.frombuffer(mapping, np.uint8, rows * size * size, offset).reshape(want), mapping
+
+
+def open_shard(path: str | os.PathLike, rows: int, size: int) -> np.ndarray:
+    """The shard memory-mapped, after checking its header and length against ``rows`` faces of
+    ``size`` x ``size``; one line naming the file when they disagree."""
+    return _map_shard(Path(path), rows, size)[0]
 
 
 def verify_shard(path: str | os.PathLike, rows: int, size: int, sha256: str) -> bool:
@@ -116,8 +124,9 @@ class StoreImages:
     array; nothing else is read. ``np.asarray`` reads them all.
     """
 
-    def __init__(self, shards: Sequence[np.ndarray], size: int):
+    def __init__(self, shards: Sequence[np.ndarray], size: int, mappings: Sequence[mmap.mmap | None] = ()):
         self.shards = list(shards)
+        self.mappings = list(mappings)
         counts = np.array([len(s) for s in self.shards], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         self.shape = (int(self.starts[-1]), size, size)
@@ -140,6 +149,10 @@ class StoreImages:
             local = rows[at] - self.starts[k]
             order = np.argsort(local, kind="stable")   # read each shard front to back
             out[at[order]] = self.shards[k][local[order]]
+            if self.mappings and self.mappings[k] is not None:
+                # The copied pages leave this process's resident set (they stay in the page
+                # cache): reading every face once does not make a process hold them all.
+                self.mappings[k].madvise(mmap.MADV_DONTNEED)
         return out
 
     def __getitem__(self, key) -> np.ndarray:
@@ -182,8 +195,9 @@ def open_store(folder: str | os.PathLike) -> dict[str, Any]:
         if len(index[key]) != int(rows.sum()):
             raise PipelineError(f"{index_path}: array `{key}` has {len(index[key])} rows but its shards "
                                 f"list {int(rows.sum())} faces; run `dvc repro align_emotiw`")
-    shards = [open_shard(folder / shard_name(k), int(n), size) for k, n in enumerate(rows)]
-    return {**index, "images": StoreImages(shards, size)}
+    shards, mappings = zip(*[_map_shard(folder / shard_name(k), int(n), size) for k, n in enumerate(rows)]) \
+        if len(rows) else ((), ())
+    return {**index, "images": StoreImages(shards, size, mappings)}
 
 
 def open_faces(path: str | os.PathLike) -> dict[str, Any]:
