@@ -36,6 +36,9 @@ INDEX = "index.npz"
 FACE_ARRAYS = ("labels", "split", "paths", "outcome")   # one row per face
 
 
+SHARD_GLOB = "faces-*.npy"
+
+
 def shard_name(k: int) -> str:
     return f"faces-{k:05d}.npy"
 
@@ -239,12 +242,13 @@ class FaceRows:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def link_tree(source: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """``dest`` as hard links to ``source`` (a file, or a folder's files): the faces are not
-    written again. Where the file system has no hard links, the files are copied, said once."""
+def link_tree(source: str | os.PathLike, dest: str | os.PathLike, pattern: str = "*") -> None:
+    """``dest`` as hard links to ``source`` (a file, or a folder's files matching ``pattern``):
+    the faces are not written again. Where the file system has no hard links, the files are
+    copied, and that is said once."""
     source, dest = Path(source), Path(dest)
     pairs = [(source, dest)] if source.is_file() else \
-        [(f, dest / f.relative_to(source)) for f in sorted(source.rglob("*")) if f.is_file()]
+        [(f, dest / f.relative_to(source)) for f in sorted(source.rglob(pattern)) if f.is_file()]
     copied = False
     for src, dst in pairs:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +256,6 @@ def link_tree(source: str | os.PathLike, dest: str | os.PathLike) -> None:
             os.link(src, dst)
         except OSError as exc:
             if not copied:
-                print(f"{dst.parent}: copying faces, no hard link possible ({exc.strerror})", flush=True)
+                print(f"{dest}: copying faces, no hard link possible ({exc.strerror})", flush=True)
                 copied = True
             shutil.copyfile(src, dst)

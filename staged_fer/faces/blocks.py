@@ -194,8 +194,7 @@ class BlockStore(KeyedDir):
                  for key, v in arrays.items()}
         faces["labels"] = faces["labels"].astype(np.int64)
         with atomic_folder(out) as tmp:
-            for k in range(len(self.blocks)):
-                store.link_tree(self._shard(k), tmp / store.shard_name(k))
+            store.link_tree(self.dir, tmp, store.SHARD_GLOB)
             store.write_index(tmp / store.INDEX, {k: faces[k].astype(str) if k != "labels" else faces[k]
                                                   for k in faces}, rows, shas, self.size, **scalars)
         return int(sum(rows))
