@@ -11,12 +11,27 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 def key_of(*parts: Any) -> str:
-    """A short hash of JSON-able ``parts`` (anything else by its ``str``)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    """A short hash of JSON-able ``parts`` (anything else by its ``str``). A list or a mapping
+    (keys sorted) is hashed item by item, so a part with one entry per photo is never written
+    out whole."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Mapping):
+            h.update(b"{")
+            items = sorted(part.items())
+        elif isinstance(part, list):
+            h.update(b"[")
+            items = part
+        else:
+            h.update(b"=")
+            items = [part]
+        for item in items:
+            h.update(json.dumps(item, sort_keys=True, default=str).encode() + b"\n")
+    return h.hexdigest()[:20]
 
 
 class KeyedDir:

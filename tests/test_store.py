@@ -74,3 +74,13 @@ def test_a_shard_is_verified_by_its_hash(tmp_path):
     data[-1] = 7
     path.write_bytes(data)
     assert not store.verify_shard(path, 2, SIZE, sha) and store.open_shard(path, 2, SIZE)[1, -1, -1] == 7
+
+
+def test_work_keys_follow_the_content_not_the_order_of_a_mapping():
+    from staged_fer.workdir import key_of
+    snapshot = {"b.png": (1, 2, 3), "a.png": (4, 5, 6)}
+    key = key_of({"size": 256}, snapshot, [("a.png", "Train", 0)])
+    assert key == key_of({"size": 256}, dict(reversed(snapshot.items())), [("a.png", "Train", 0)])
+    assert len({key, key_of({"size": 128}, snapshot, [("a.png", "Train", 0)]),
+                key_of({"size": 256}, {**snapshot, "a.png": (4, 5, 7)}, [("a.png", "Train", 0)]),
+                key_of({"size": 256}, snapshot, [("a.png", "Val", 0)])}) == 4
