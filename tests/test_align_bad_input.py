@@ -8,6 +8,7 @@ from staged_fer.data.emotiw import scan_sfew
 from staged_fer.errors import PipelineError
 from staged_fer.faces.decode import Unreadable, decode_gray, to_gray8
 from staged_fer.faces.blocks import kept
+from staged_fer.faces import pipeline
 from staged_fer.faces.pipeline import align_all
 
 
@@ -63,8 +64,10 @@ def test_huge_photo_is_found_through_the_shrunk_copy_and_boxed_in_full_resolutio
     assert r.face.shape == (256, 256) and r.fit >= 0.3
 
 
-def test_pool_returns_the_serial_results_in_task_order(tree, aligned):
-    """Two worker processes on a few of the files: same outcomes, same pixels, same order."""
+def test_pool_returns_the_serial_results_in_task_order(tree, aligned, monkeypatch):
+    """Two worker processes on a few of the files, handed over in windows of two: same
+    outcomes, same pixels, same order."""
+    monkeypatch.setattr(pipeline, "IN_FLIGHT", 2)
     root, _ = tree
     scan, serial = aligned
     picked = [t for t in scan.tasks if t.path in ("Test/gray.png", "Train/Angry/zero.png", "Val/Neutral/tiny.png")]

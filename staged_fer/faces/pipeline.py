@@ -30,6 +30,7 @@ MAX_CANDIDATES = 3
 THUMB = 96   # side of the thumbnails kept for the report of failed images
 WHOLE_PHOTO = "whole_photo"   # the attempt that fits landmarks to the whole photo, no detector
 ATTEMPT_NAMES = (*ATTEMPTS, WHOLE_PHOTO)
+IN_FLIGHT = 256   # photos per window handed to the worker pool (two windows at most in flight)
 
 ALIGNED, FALLBACK, DROPPED, UNREADABLE = "aligned", "fallback", "dropped", "unreadable"
 OUTCOMES = (ALIGNED, FALLBACK, DROPPED, UNREADABLE)
@@ -310,8 +311,18 @@ def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: boo
         return
     # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
     ctx = multiprocessing.get_context("spawn")
+    chunk = max(1, min(16, len(tasks) // (4 * n)))
     with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(root, cfg, with_dlib)) as pool:
-        yield from pool.imap(_work, tasks, chunksize=max(1, min(16, len(tasks) // (4 * n))))
+        # A window at a time, the next one already submitted: the workers never run more than
+        # two windows ahead of this process (a pool's results would otherwise pile up here,
+        # photos and all, whenever the landmark step is the slower one).
+        ahead = None
+        for start in range(0, len(tasks), IN_FLIGHT):
+            window = pool.imap(_work, tasks[start:start + IN_FLIGHT], chunksize=chunk)
+            if ahead is not None:
+                yield from ahead
+            ahead = window
+        yield from ahead
 
 
 def _readable(r: Result) -> bool:
