@@ -53,10 +53,9 @@ def _landmarker(cfg: AlignConfig):
 def _progress():
     start = time.perf_counter()
 
-    def report(done: int, total: int) -> None:
-        if done == total or done % 200 == 0:
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            print(f"  {done}/{total} images ({rate:.1f} images/s)", flush=True)
+    def report(done: int, total: int) -> None:   # called once a block is written
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        print(f"  {done}/{total} images ({rate:.1f} images/s)", flush=True)
     return report
 
 
