@@ -27,10 +27,9 @@ from .. import store
 from ..errors import PipelineError
 from ..io import atomic_folder, load_npz, save_npz
 from ..workdir import KeyedDir
+from .config import AlignConfig
 from .landmarks import FanLandmarker
 from .pipeline import ALIGNED, FALLBACK, THUMB, ImageTask, Result, align_stream
-from .config import AlignConfig
-
 
 
 def kept(r: Result) -> bool:
