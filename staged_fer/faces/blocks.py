@@ -72,7 +72,8 @@ def _none_or(values: np.ndarray):
 
 def _results(rec: dict[str, np.ndarray], faces: np.ndarray) -> list[Result]:
     """A block's results as the aligner made them (without the landmarks, which only the
-    search itself uses); faces are views of the block's shard."""
+    search itself uses); faces are views of the block's shard (mapped, read when drawn).
+    Thumbnails and eyes are copies: a result kept for a sheet must not pin its block's arrays."""
     out = []
     for i in range(len(rec["photo"])):
         t = rec["thumb_of"][i]
@@ -84,10 +85,10 @@ def _results(rec: dict[str, np.ndarray], faces: np.ndarray) -> list[Result]:
             str(rec["outcome"][i]), str(rec["reason"][i]), str(rec["detector"][i]),
             tuple(float(v) for v in box) if box is not None else None,
             float(fit[0]) if fit is not None else None,
-            eyes.reshape(2, 2) if eyes is not None else None,
+            eyes.reshape(2, 2).copy() if eyes is not None else None,
             float(angle[0]) if angle is not None else None,
             faces[rec["face_row"][i]] if rec["face_row"][i] >= 0 else None,
-            rec["thumbs"][t, :h, :w] if t >= 0 else None,
+            rec["thumbs"][t, :h, :w].copy() if t >= 0 else None,
             tuple(int(v) for v in rec["shape"][i]) if rec["shape"][i][0] >= 0 else None,
             str(rec["attempt"][i])))
     return out
