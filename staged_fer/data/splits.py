@@ -20,7 +20,7 @@ source, with their labels; beside it, each source the split draws on is linked i
 copied, and a split changes only when a source it draws on changes: a FER-only split is the
 same folder whatever the target set's alignment, so DVC keeps a FER-only stage 1.
 
-A split also carries the `align` record of emotiw.npz (staged_fer/faces/record.py) when its
+A split also carries the `align` record of the face store (staged_fer/faces/record.py) when its
 model will meet aligned faces: when it trains on EmotiW faces, and for scheme ``none``, whose
 pass-through model is the one scored on them. A FER-only split carries none, so a change of
 the align params never rewrites it (and never retrains a FER-only stage 1).
@@ -101,11 +101,11 @@ class ScoredPart:
 @dataclass(frozen=True)
 class Source:
     """A stage-data source: the parts it provides, how to cut one from its arrays, and what of
-    it `evaluate` scores. Its arrays (one .npz) hold ``images`` (N, S, S) uint8, ``labels``
+    it `evaluate` scores. Its arrays (one .npz, or a face store) hold ``images`` (N, S, S) uint8, ``labels``
     (N,) with -1 for unlabeled, and ``column`` naming each face's part."""
     name: str                               # the prefix of its parts in params' schemes; the stages' --<name> flag
     title: str                              # how banks, figures and reports name it
-    arrays: str                             # what its .npz holds, for --help and errors
+    arrays: str                             # what its .npz or store holds, for --help and errors
     column: str                             # the array that names each face's part
     parts: tuple[str, ...]                  # what schemes train and validate on
     bank: Callable[[dict, str], Bank]       # (the source's arrays, part) -> labelled faces
@@ -190,7 +190,7 @@ def _is_synthetic(data: dict) -> bool:
 
 
 def _align_record(emotiw: dict) -> str:
-    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older emotiw.npz files
+    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older face arrays
 
 
 def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]) -> Split:
