@@ -88,7 +88,7 @@ def build_data(work: Path, params: dict) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     path = data / "params.yaml"
     text = yaml.safe_dump(params, sort_keys=False)
-    if (data / "stage2.npz").is_file() and path.is_file() and path.read_text() == text:
+    if (data / "stage2").is_dir() and path.is_file() and path.read_text() == text:
         print(f"data: reusing {data}", flush=True)
         return data
     path.write_text(text)
@@ -98,10 +98,10 @@ def build_data(work: Path, params: dict) -> Path:
     cpu = stage("download_fer.py", path, log, None, "--out", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json")
     cpu += stage("decode_fer.py", path, log, None, "--csv", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json",
           "--out", f"{d}/fer2013.npz", "--reports", f"{d}/reports_fer")
-    cpu += stage("align_emotiw.py", path, log, None, "--out", f"{d}/emotiw.npz", "--log", f"{d}/emotiw_log.csv",
+    cpu += stage("align_emotiw.py", path, log, None, "--out", f"{d}/emotiw", "--log", f"{d}/emotiw_log.csv",
           "--reports", f"{d}/reports_emotiw", "--metrics", f"{d}/align.json")
-    cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw.npz",
-          "--stage1", f"{d}/stage1.npz", "--stage2", f"{d}/stage2.npz")
+    cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
+          "--stage1", f"{d}/stage1", "--stage2", f"{d}/stage2")
     rates = json.loads((data / "reports_emotiw" / "alignment.json").read_text())
     print(f"data: built in {time.perf_counter() - started:.0f} s ({cpu:.0f} CPU s); Viola-Jones detection rate "
           f"{rates['detection_rate']['all']:.1%}, aligned {rates['alignment_rate']['all']:.1%}", flush=True)
@@ -117,11 +117,11 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
     log.write_text("")
     r, d = str(run), str(data)
     started = time.perf_counter()
-    cpu = stage("train_stage1.py", path, log, threads, "--split", f"{d}/stage1.npz", "--out", f"{r}/stage1.pt",
+    cpu = stage("train_stage1.py", path, log, threads, "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
           "--live", f"{r}/dvclive1")
-    cpu += stage("train_stage2.py", path, log, threads, "--split", f"{d}/stage2.npz", "--init", f"{r}/stage1.pt",
+    cpu += stage("train_stage2.py", path, log, threads, "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
           "--out", f"{r}/stage2.pt", "--live", f"{r}/dvclive2")
-    cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw.npz",
+    cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
           "--stage1", f"{r}/stage1.pt", "--stage2", f"{r}/stage2.pt", "--metrics", f"{r}/eval.json",
           "--plots", f"{r}/confusion", "--reports", f"{r}/reports")
     metrics = json.loads((run / "eval.json").read_text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -113,6 +114,12 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
                 info.external_attr = 0o644 << 16
                 with zf.open(info, "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, np.asarray(arrays[name]), allow_pickle=False)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -1,8 +1,10 @@
 """Stage align_emotiw: detect, landmark and align the EmotiW/SFEW faces as in the paper.
 
 Reads params `seed`, `emotiw` (where the photos come from) and `align` (detector, landmark
-backend, fit threshold, crop box). Writes the aligned 256x256 faces (.npz), a per-image CSV
-log with every decision, metrics (the share of photos aligned, overall and by each detection
+backend, fit threshold, crop box). Writes the aligned 256x256 faces as a face store (a folder
+of memory-mapped shards and their index, staged_fer/store.py) block by block as they are
+made, so a killed run resumes from its finished blocks (staged_fer/faces/blocks.py); a
+per-image CSV log with every decision, metrics (the share of photos aligned, overall and by each detection
 attempt), and under --reports the contact sheets and alignment.json (counts per split and
 outcome, detection and alignment rates per split, the attempts' shares). With
 emotiw.source=synthetic a synthetic SFEW tree is generated in a temporary folder, aligned
@@ -11,10 +13,8 @@ exactly like a real one, then removed.
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,10 +25,13 @@ from staged_fer.data.emotiw import EmotiwConfig, scan_sfew, warn_empty
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
 from staged_fer.faces.config import AlignConfig
-from staged_fer.faces.outputs import LOG_COLUMNS, face_arrays, headline, log_rows, metrics, write_reports
-from staged_fer.faces.pipeline import align_all, worker_count
+from staged_fer.faces.blocks import BlockStore
+from staged_fer.faces.contact_sheet import SheetPicks
+from staged_fer.faces.outputs import LOG_COLUMNS, headline, log_rows, metrics, write_reports
+from staged_fer.faces.pipeline import Tally, worker_count
 from staged_fer.faces.record import align_record_json
-from staged_fer.io import save_npz, write_csv, write_json
+from staged_fer.io import write_csv, write_json
+from staged_fer.workdir import key_of
 
 
 @dataclass(frozen=True)
@@ -52,27 +55,34 @@ def _landmarker(cfg: AlignConfig):
 def _progress():
     start = time.perf_counter()
 
-    def report(done: int, total: int) -> None:
-        if done == total or done % 200 == 0:
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            print(f"  {done}/{total} images ({rate:.1f} images/s)", flush=True)
+    def report(done: int, total: int) -> None:   # called once a block is written
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        print(f"  {done}/{total} images ({rate:.1f} images/s)", flush=True)
     return report
 
 
-def _align(root, emotiw, align, fan):
+def _align(root: Path, emotiw, align, fan, work_root: Path, key_parts: tuple) -> tuple:
+    """Scan the tree and align the photos the work folder does not hold finished yet."""
     if emotiw.source == "dir":
         scan = scan_sfew(root, "emotiw.root", emotiw.splits, emotiw.label_of())
     else:
         scan = scan_sfew(root, "synthetic SFEW tree")
     warn_empty(scan)
-    print(f"aligning {len(scan.tasks)} images from {root if emotiw.source == 'dir' else 'a synthetic SFEW tree'} "
-          f"with {align.landmarks} landmarks, {worker_count(align.workers)} worker(s)", flush=True)
-    return scan, align_all(scan.tasks, root, align, fan=fan, progress=_progress())
+    tasks = [(t.path, t.split, t.label, t.skip_reason) for t in scan.tasks]
+    work = BlockStore(work_root, key_of(*key_parts, tasks), scan.tasks, align.size)
+    work.drop_stale()
+    todo = sum(len(work.blocks[k]) for k in work.pending())
+    where = root if emotiw.source == "dir" else "a synthetic SFEW tree"
+    resumed = f" ({len(scan.tasks) - todo} aligned before, kept in {work.dir})" if todo < len(scan.tasks) else ""
+    print(f"aligning {todo} of {len(scan.tasks)} images from {where}{resumed} with {align.landmarks} "
+          f"landmarks, {worker_count(align.workers)} worker(s)", flush=True)
+    work.align(root, align, fan, progress=_progress())
+    return scan, work
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="output: aligned faces (.npz)")
+    p.add_argument("--out", required=True, help="output folder: the face store (shards and index)")
     p.add_argument("--log", required=True, help="output: per-image log (.csv)")
     p.add_argument("--reports", required=True, help="output folder: contact sheets and every count (alignment.json)")
     p.add_argument("--metrics", required=True, help="output: alignment rate, overall and by detection attempt (.json)")
@@ -85,12 +95,17 @@ def main(argv=None) -> None:
                             "(Train/<Emotion>/*, Val/<Emotion>/*, optional Test/*), or another class-folder "
                             "tree with emotiw.splits and emotiw.labels, or set emotiw.source: synthetic")
     fan = _landmarker(align)
+    # Finished blocks outlive a killed run here (DVC deletes the outputs before a rerun); the
+    # key holds all that the faces depend on, not `workers` or `device`.
+    work_root = Path(args.params).resolve().parent / ".resume" / "align_emotiw"
+    record = align_record_json(align)
+    key = (seed, asdict(emotiw), record)
 
     if emotiw.source == "dir":
         # emotiw.root is a dependency of the stage in dvc.yaml, hashed again by DVC after the run:
         # a tree that changed meanwhile must not leave outputs of one tree beside the hash of another.
         before = snapshot(emotiw.root)
-        scan, results = _align(Path(emotiw.root), emotiw, align, fan)
+        scan, work = _align(Path(emotiw.root), emotiw, align, fan, work_root, (*key, before))
         check_unchanged(emotiw.root, before, "emotiw.root")
     else:
         from staged_fer.synthetic.sfew import write_sfew_tree
@@ -98,19 +113,24 @@ def main(argv=None) -> None:
             root = Path(tmp) / "SFEW_2.0"
             s = emotiw.synthetic
             write_sfew_tree(root, s.train_per_class, s.val_per_class, s.test, seed)
-            scan, results = _align(root, emotiw, align, fan)
+            scan, work = _align(root, emotiw, align, fan, work_root, key)
     synthetic = emotiw.source == "synthetic"
 
-    arrays = face_arrays(results, align.size, "synthetic" if synthetic else "dir")
-    arrays["align"] = np.array(align_record_json(align))   # travels into the splits and checkpoints
-    summary = {**metrics(results, synthetic, align.landmarks, scan.empty), "skipped_classes": scan.skipped}
-    save_npz(args.out, **arrays)
-    write_csv(args.log, LOG_COLUMNS, log_rows(results))
-    write_reports(args.reports, results, synthetic, summary)
+    # The log, counts and sheets from the finished blocks, one block in memory at a time.
+    write_csv(args.log, LOG_COLUMNS, (row for results in work.each_block() for row in log_rows(results)))
+    tally, picks = Tally(), SheetPicks()
+    for results in work.each_block():
+        tally.add(results)
+        picks.add(results)
+    summary = {**metrics(tally, synthetic, align.landmarks, scan.empty), "skipped_classes": scan.skipped}
+    write_reports(args.reports, picks, synthetic, summary)
     write_json(args.metrics, headline(summary))
+    # The align record travels into the splits and checkpoints.
+    faces = work.publish(args.out, source="synthetic" if synthetic else "dir", align=record)
+    work.clear()
     for split, c in summary["counts"].items():
         print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
-    print(f"wrote {len(arrays['labels'])} faces to {args.out}")
+    print(f"wrote {faces} faces to {args.out}")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Reads params `schemes` (each data scheme composed from the registered sources' parts, see
 staged_fer/data/splits.py), `stage1.data` and `stage2.data` (the scheme of each training stage)
-and writes one split file per training stage. Both files are
-rewritten on every run, with identical bytes when their scheme is unchanged, so changing
-`stage2.data` never retrains stage 1.
+and writes one split folder per training stage: the rows of each bank in its source, with the
+sources it draws on linked in (staged_fer/data/splits.py). Both are rewritten on every run,
+with identical bytes when their scheme and sources are unchanged, so changing `stage2.data`
+never retrains stage 1.
 """
 import sys
 from pathlib import Path
@@ -16,27 +17,27 @@ from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.splits import SOURCES, SplitsParams, build_split, save_split
 from staged_fer.errors import PipelineError
-from staged_fer.io import load_npz
+from staged_fer.store import open_faces
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
     for source in SOURCES.values():
-        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz)")
-    p.add_argument("--stage1", required=True, help="output: stage-1 split (.npz)")
-    p.add_argument("--stage2", required=True, help="output: stage-2 split (.npz)")
+        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
+    p.add_argument("--stage1", required=True, help="output folder: stage-1 split")
+    p.add_argument("--stage2", required=True, help="output folder: stage-2 split")
     args = p.parse_args(argv)
 
     params = read_stage_params(load_params(args.params), SplitsParams)
     paths = {name: getattr(args, name) for name in SOURCES}
     for path in paths.values():
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
-    data = {name: load_npz(path) for name, path in paths.items()}
+    data = {name: open_faces(path) for name, path in paths.items()}
 
     for stage in ("stage1", "stage2"):
         split = build_split(*params.scheme(stage), data)
-        save_split(getattr(args, stage), split)
+        save_split(getattr(args, stage), split, paths)
         sizes = ", ".join(f"{b.name}: {len(b)}" for b in split.train + split.val) or "empty"
         print(f"{stage}: {split.scheme} ({sizes})")
 

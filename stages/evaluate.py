@@ -18,19 +18,19 @@ from staged_fer.data.splits import SOURCES
 from staged_fer.errors import PipelineError
 from staged_fer.gpus import acquire, held
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
-from staged_fer.io import load_npz
+from staged_fer.store import open_faces
 
 
 def _load(path: str, what: str) -> dict:
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise PipelineError(f"{path}: {what} not found (run `dvc repro`)")
-    return load_npz(path)
+    return open_faces(path)
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
     for source in SOURCES.values():
-        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz)")
+        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
     p.add_argument("--stage1", required=True, help="stage-1 checkpoint")
     p.add_argument("--stage2", required=True, help="final (stage-2) checkpoint")
     p.add_argument("--metrics", required=True, help="metrics JSON to write")

@@ -7,7 +7,8 @@ from faces_samples import align_config, huge_with_face, write_png, write_sfew_fi
 from staged_fer.data.emotiw import scan_sfew
 from staged_fer.errors import PipelineError
 from staged_fer.faces.decode import Unreadable, decode_gray, to_gray8
-from staged_fer.faces.outputs import face_arrays
+from staged_fer.faces.blocks import kept
+from staged_fer.faces import pipeline
 from staged_fer.faces.pipeline import align_all
 
 
@@ -39,15 +40,15 @@ def test_every_file_gets_its_expected_outcome_and_reason(tree, aligned):
 def test_labels_come_from_the_emotion_folder_only(tree, aligned):
     root, expected = tree
     scan, results = aligned
-    arrays = face_arrays(results, 256, "dir")
-    for path, label, split in zip(arrays["paths"], arrays["labels"], arrays["split"]):
-        want = expected[str(path)][1]
-        assert label == want and split == str(path).split("/")[0]
-    assert "Train/notes.txt" not in arrays["paths"]
-    assert arrays["images"].shape[1:] == (256, 256) and arrays["images"].dtype == np.uint8
+    stored = [r for r in results if kept(r)]
+    for r in stored:
+        assert r.task.label == expected[r.task.path][1] and r.task.split == r.task.path.split("/")[0]
+        assert r.face.shape == (256, 256) and r.face.dtype == np.uint8
+    paths = [r.task.path for r in stored]
+    assert "Train/notes.txt" not in paths
     # Val keeps its fallback crop so every evaluation image gets a prediction; Train never does.
-    assert set(arrays["outcome"][arrays["split"] == "Train"]) == {"aligned"}
-    assert "Val/Neutral/tiny.png" in arrays["paths"]
+    assert {r.outcome for r in stored if r.task.split == "Train"} == {"aligned"}
+    assert "Val/Neutral/tiny.png" in paths
 
 
 def test_huge_photo_is_found_through_the_shrunk_copy_and_boxed_in_full_resolution(tmp_path):
@@ -63,8 +64,10 @@ def test_huge_photo_is_found_through_the_shrunk_copy_and_boxed_in_full_resolutio
     assert r.face.shape == (256, 256) and r.fit >= 0.3
 
 
-def test_pool_returns_the_serial_results_in_task_order(tree, aligned):
-    """Two worker processes on a few of the files: same outcomes, same pixels, same order."""
+def test_pool_returns_the_serial_results_in_task_order(tree, aligned, monkeypatch):
+    """Two worker processes on a few of the files, handed over in windows of two: same
+    outcomes, same pixels, same order."""
+    monkeypatch.setattr(pipeline, "IN_FLIGHT", 2)
     root, _ = tree
     scan, serial = aligned
     picked = [t for t in scan.tasks if t.path in ("Test/gray.png", "Train/Angry/zero.png", "Val/Neutral/tiny.png")]

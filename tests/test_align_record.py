@@ -9,6 +9,7 @@ import pytest
 
 from faces_samples import align_config
 from staged_fer.data.splits import build_split, load_split, read_schemes, save_split
+from staged_fer.io import save_npz
 from staged_fer.errors import PipelineError
 from staged_fer.faces.record import align_config_from_record, align_record, align_record_json
 from tests.params_baseline import baseline_params
@@ -45,8 +46,11 @@ def test_splits_carry_the_record_when_their_model_meets_aligned_faces(tmp_path, 
     fer, emotiw = _data()
     schemes = read_schemes(baseline_params())
     split = build_split(scheme, schemes.get(scheme), {"fer": fer, "emotiw": emotiw})
-    save_split(tmp_path / "s.npz", split)
-    loaded = load_split(tmp_path / "s.npz")
+    sources = {"fer": tmp_path / "fer.npz", "emotiw": tmp_path / "emotiw.npz"}
+    save_npz(sources["fer"], **fer)
+    save_npz(sources["emotiw"], **emotiw)
+    save_split(tmp_path / "s", split, sources)
+    loaded = load_split(tmp_path / "s")
     assert loaded.align == (str(emotiw["align"]) if carries else "")
     # An emotiw.npz written before the record existed gives splits without it.
     del emotiw["align"]

@@ -12,7 +12,7 @@ import yaml
 from faces_samples import write_png, astronaut_gray, write_sfew_fixture
 from staged_fer.cli import run_stage
 from staged_fer.faces.outputs import LOG_COLUMNS
-from staged_fer.io import load_npz
+from staged_fer.store import open_store
 from tests.params_baseline import baseline_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def _params(tmp_path, root, **align):
 
 
 def _run(params_path, out: Path):
-    argv = ["--params", str(params_path), "--out", str(out / "emotiw.npz"), "--log", str(out / "log.csv"),
+    argv = ["--params", str(params_path), "--out", str(out / "emotiw"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
     return run_stage(_stage().main, argv)
 
@@ -47,8 +47,9 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     out = tmp_path / "out"
     assert _run(params_path, out) == 0
 
-    npz = load_npz(out / "emotiw.npz")
+    npz = open_store(out / "emotiw")
     assert set(npz) == {"images", "labels", "split", "paths", "outcome", "source", "align"}
+    assert sorted(p.name for p in (out / "emotiw").iterdir()) == ["faces-00000.npy", "index.npz"]
     # The align params travel with the faces (into the splits and checkpoints), without `workers`/`device`.
     params = yaml.safe_load(params_path.read_text())["align"]
     assert json.loads(str(npz["align"])) == {k: v for k, v in params.items() if k not in ("workers", "device")}
@@ -92,8 +93,17 @@ def test_stage_outputs_do_not_depend_on_the_number_of_workers(tmp_path):
         out = tmp_path / f"out{workers}"
         assert _run(params_path, out) == 0
         outs.append(out)
-    for name in ("emotiw.npz", "log.csv", "align.json"):
-        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    assert_same_outputs(outs[0], outs[1])
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    """Every file of the two runs' outputs (the store's shards and index, the log, the metrics,
+    the report) has the same bytes."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert Path("emotiw/index.npz") in files and Path("log.csv") in files
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -139,7 +149,7 @@ def test_synthetic_source_is_aligned_like_a_real_tree_and_removed(tmp_path):
     out = tmp_path / "out"
     assert _run(params_path, out) == 0
     metrics = json.loads((out / "reports" / "alignment.json").read_text())
-    npz = load_npz(out / "emotiw.npz")
+    npz = open_store(out / "emotiw")
     assert metrics["synthetic"] is True and str(npz["source"]) == "synthetic"
     assert metrics["counts"]["all"]["total"] == 15 and metrics["counts"]["all"]["unreadable"] == 0
     # The synthetic faces are drawn for the real detector and landmark model: most must align.

@@ -39,6 +39,8 @@ TABLES = {
                                 r"(?m)^copy +[\d.]+ +[\d.]+ +100$"],
     "bench_predict.py": [r"predict: +[\d.]+ s \( *[\d.]+ photos/s; \d+ faces classified",
                          r"ratio predict / aligner: [\d.]+"],
+    "bench_scale.py": [r"2 workers / 1 worker: [\d.]+x", r"\| align \| .* MiB \| [\d.]+% \|",
+                       r"\| build_splits \| .* MiB \| [\d.]+% \|", r"\| train epoch \| .* MiB \| [\d.]+% \|"],
     "bench_train_step.py": [r"\[3\] alexnet +227 px, gray input: +[\d.]+ img/s", r"fused / foreach = [\d.]+x"],
     "false_accepts.py": [r"LFW subset non-faces: \d+ of 8 accepted", r"faces-dev: \d+ of 8 aligned"],
     "synthetic_detection_rate.py": [r"photos 14: frontal detector \d+/14"],

@@ -103,8 +103,16 @@ def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp
     assert [len(b) for b in split.train] == train_sizes
     assert [len(b) for b in split.val] == val_sizes
     assert split.synthetic is synthetic
-    save_split(tmp_path / "s.npz", split)
-    back = load_split(tmp_path / "s.npz")
+    sources = {"fer": tmp_path / "fer.npz", "emotiw": tmp_path / "emotiw.npz"}
+    save_npz(sources["fer"], **fer)
+    save_npz(sources["emotiw"], **emotiw)
+    save_split(tmp_path / "s", split, sources)
+    back = load_split(tmp_path / "s")
+    # Banks are rows of their sources, linked in beside the split file: no face is copied.
+    used = {b.source for b in split.train + split.val}
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted({"split.npz", *(f"{u}.npz" for u in used)})
+    for name in used:
+        assert (tmp_path / "s" / f"{name}.npz").stat().st_ino == sources[name].stat().st_ino
     assert back.scheme == scheme and back.synthetic == synthetic
     for a, b in zip(split.train + split.val, back.train + back.val):
         assert a.name == b.name
@@ -119,15 +127,15 @@ def _run_build_splits(tmp_path, params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"schemes": PARAMS["schemes"], **params}, sort_keys=False))
     cmd = [sys.executable, str(ROOT / "stages" / "build_splits.py"), "--params", str(tmp_path / "params.yaml"),
            "--fer", str(tmp_path / "fer.npz"), "--emotiw", str(tmp_path / "emotiw.npz"),
-           "--stage1", str(tmp_path / "out" / "s1.npz"), "--stage2", str(tmp_path / "out" / "s2.npz")]
+           "--stage1", str(tmp_path / "out" / "s1"), "--stage2", str(tmp_path / "out" / "s2")]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
 def test_build_splits_stage_writes_both_splits(tmp_path):
     result = _run_build_splits(tmp_path, {"stage1": {"data": "fer32"}, "stage2": {"data": "emotiw"}})
     assert result.returncode == 0, result.stderr
-    assert load_split(tmp_path / "out" / "s1.npz").scheme == "fer32"
-    assert load_split(tmp_path / "out" / "s2.npz").scheme == "emotiw"
+    assert load_split(tmp_path / "out" / "s1").scheme == "fer32"
+    assert load_split(tmp_path / "out" / "s2").scheme == "emotiw"
 
 
 def test_build_splits_stage_rejects_an_unknown_scheme_cleanly(tmp_path):
@@ -145,7 +153,7 @@ def test_schemes_compose_registered_parts_only(tmp_path):
     result = _run_build_splits(tmp_path, {"schemes": {"target_only": {"train": ["emotiw.Train"], "val": ["fer.PrivateTest"]}},
                                           "stage1": {"data": "target_only"}, "stage2": {"data": "none"}})
     assert result.returncode == 0, result.stderr
-    split = load_split(tmp_path / "out" / "s1.npz")
+    split = load_split(tmp_path / "out" / "s1")
     assert [b.name for b in split.train + split.val] == ["EmotiW Train", "FER PrivateTest"]
     with pytest.raises(PipelineError, match=r"`schemes.x`: train part 'emotiw.Test' is not registered; expected one of: "
                                             r"fer.Training, fer.PublicTest, fer.PrivateTest, emotiw.Train, emotiw.Val"):

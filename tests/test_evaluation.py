@@ -148,7 +148,7 @@ def make_data(n_fer=20, n_val=14, test_labelled=False, synthetic=True):
 def fake_predict(role, images):
     # deterministic, image-dependent probabilities; the stage-1 model differs from the final one
     cols = slice(7, 14) if role == "stage1" else slice(0, 7)
-    k = images.reshape(len(images), -1)[:, cols].astype(np.float32) + 1
+    k = np.asarray(images).reshape(len(images), -1)[:, cols].astype(np.float32) + 1
     return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
 
 

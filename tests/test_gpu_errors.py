@@ -38,11 +38,11 @@ def _params(tmp: Path, **sections) -> Path:
 def _stage1(tmp: Path, batch_size: int, **train) -> list[str]:
     rng = np.random.default_rng(0)
     bank = lambda name, n: Bank(name, rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n))
-    save_split(tmp / "stage1.npz", Split("fer28", (bank("FER Training", 16),), (bank("FER PublicTest", 4),), True))
+    save_split(tmp / "stage1", Split("fer28", (bank("FER Training", 16),), (bank("FER PublicTest", 4),), True), {})
     params = _params(tmp, models={"alexnet": {"weights": "none", "input_size": 64, }},
                      input={"resize": 72}, stage1={"epochs": 1, "batch_size": batch_size},
                      train={"device": "cpu", **train})
-    return ["--params", str(params), "--split", str(tmp / "stage1.npz"), "--out", str(tmp / "stage1.pt"),
+    return ["--params", str(params), "--split", str(tmp / "stage1"), "--out", str(tmp / "stage1.pt"),
             "--live", str(tmp / "live")]
 
 

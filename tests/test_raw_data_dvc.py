@@ -80,17 +80,17 @@ def test_the_lock_pins_the_raw_fer_file_and_sfew_tree(project):
 
 
 def test_replacing_one_photo_reruns_alignment_and_what_follows(project):
-    before = lock_deps(project, "train_stage1")["data/processed/stage1.npz"]["md5"]
+    before = lock_deps(project, "train_stage1")["data/processed/stage1"]["md5"]
     val = sorted((project.path / SFEW_DIR / "Val").rglob("*.png"))
     # A Val photo is always kept (aligned, or a fallback crop), so the aligned faces change.
     replace(val[0], val[-1].read_bytes())
     assert changed_stages(project) == {"data/external/SFEW_2.0/Val.dvc", "align_emotiw"}
     record(project)
     assert changed_stages(project) == {"align_emotiw"}
-    # build_splits rewrites stage1.npz with the same bytes (FER28 holds no EmotiW face), so
+    # build_splits rewrites the stage-1 split with the same bytes (FER28 holds no EmotiW face), so
     # DVC keeps the stage-1 model; stage 2 trains on EmotiW and reruns, and so does evaluate.
     assert project.repro() == ["align_emotiw", "build_splits", "train_stage2", "evaluate"]
-    assert lock_deps(project, "train_stage1")["data/processed/stage1.npz"]["md5"] == before
+    assert lock_deps(project, "train_stage1")["data/processed/stage1"]["md5"] == before
 
 
 def test_adding_a_fer_row_reruns_from_download_fer(project):

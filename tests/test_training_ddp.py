@@ -111,7 +111,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     from staged_fer.data.splits import save_split
     from staged_fer.models.checkpoint import read_checkpoint
 
-    save_split(tmp_path / "stage1.npz", split())
+    save_split(tmp_path / "stage1", split(), {})
     params = baseline_params()
     params["models"]["alexnet"].update(weights="none", input_size=64)
     params["input"]["resize"] = 72
@@ -119,7 +119,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     params["train"].update(devices=2, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "train_stage1.py"), "--params",
-                           str(tmp_path / "params.yaml"), "--split", str(tmp_path / "stage1.npz"),
+                           str(tmp_path / "params.yaml"), "--split", str(tmp_path / "stage1"),
                            "--out", str(tmp_path / "stage1.pt"), "--live", str(tmp_path / "live")],
                           capture_output=True, text=True, timeout=900,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

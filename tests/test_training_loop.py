@@ -57,8 +57,8 @@ def faces(n, side, seed):
 def write_project(tmp: Path, **overrides) -> Path:
     s1 = Split("fer28", (Bank("FER Training", *faces(96, 12, 0)),), (Bank("FER PublicTest", *faces(40, 12, 1)),), True)
     s2 = Split("emotiw", (Bank("EmotiW Train", *faces(40, 20, 2)),), (Bank("EmotiW Val", *faces(20, 20, 3)),), True)
-    save_split(tmp / "stage1.npz", s1)
-    save_split(tmp / "stage2.npz", s2)
+    save_split(tmp / "stage1", s1, {})
+    save_split(tmp / "stage2", s2, {})
     params = baseline_params()
     for stage in ("stage1", "stage2"):
         params[stage].update(epochs=3, batch_size=16, lr=0.05, lr_step=2)
@@ -76,7 +76,7 @@ def write_project(tmp: Path, **overrides) -> Path:
 
 
 def train1(tmp: Path, out="stage1.pt", live="live1"):
-    run("stage1", split_path=tmp / "stage1.npz", out_path=tmp / out, live_dir=tmp / live,
+    run("stage1", split_path=tmp / "stage1", out_path=tmp / out, live_dir=tmp / live,
         params_path=tmp / "params.yaml", init_path=None, script="unused", argv=[], progress=False)
     return read_checkpoint(tmp / out)
 
@@ -212,7 +212,7 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
     for channels in ("gray", "rgb"):
         torch.manual_seed(0)
         results[channels] = Trainer(
-            tiny_net(), spec, load_split(tmp_path / "stage1.npz"), section(params, "stage1", StageConfig),
+            tiny_net(), spec, load_split(tmp_path / "stage1"), section(params, "stage1", StageConfig),
             section(params, "input", InputConfig), section(params, "train", RuntimeConfig), 0,
             torch.device("cpu"), channels=channels, progress=False).fit()
     gray, rgb = results["gray"], results["rgb"]

@@ -39,8 +39,8 @@ def project(tmp: Path, stage1="fer28", stage2="emotiw", model="alexnet", **train
     empty = Split("none", (), (), False)
     s1 = Split("fer28", (Bank("FER Training", *faces(8, 48, 0)),), (Bank("FER PublicTest", *faces(4, 48, 1)),), True)
     s2 = Split("emotiw", (Bank("EmotiW Train", *faces(8, 256, 2)),), (Bank("EmotiW Val", *faces(4, 256, 3)),), True)
-    save_split(tmp / "stage1.npz", s1 if stage1 != "none" else empty)
-    save_split(tmp / "stage2.npz", s2 if stage2 != "none" else empty)
+    save_split(tmp / "stage1", s1 if stage1 != "none" else empty, {})
+    save_split(tmp / "stage2", s2 if stage2 != "none" else empty, {})
     params = baseline_params()
     params["model"] = model
     params["models"]["alexnet"].update(weights="none", input_size=64)
@@ -54,12 +54,12 @@ def project(tmp: Path, stage1="fer28", stage2="emotiw", model="alexnet", **train
 
 
 def args1(tmp):
-    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage1.npz"),
+    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage1"),
             "--out", str(tmp / "models" / "stage1.pt"), "--live", str(tmp / "live" / "stage1")]
 
 
 def args2(tmp):
-    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage2.npz"),
+    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage2"),
             "--init", str(tmp / "models" / "stage1.pt"), "--out", str(tmp / "models" / "stage2.pt"),
             "--live", str(tmp / "live" / "stage2")]
 

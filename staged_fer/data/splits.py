@@ -14,14 +14,20 @@ Sources register what they provide: FER-2013 its three usages (``fer.Training``,
 Faces keep their native resolution (FER 48x48, EmotiW 256x256) in "banks"; the training input
 path upsamples each crop on the fly, which is cheaper than storing 256x256 copies of FER.
 
-A split also carries the `align` record of emotiw.npz (staged_fer/faces/record.py) when its
+A split is a folder: ``split.npz`` holds each bank's name, source and row numbers in that
+source, with their labels; beside it, each source the split draws on is linked in whole
+(hard links of the decoded FER file, of the face store's shards and index). No face is
+copied, and a split changes only when a source it draws on changes: a FER-only split is the
+same folder whatever the target set's alignment, so DVC keeps a FER-only stage 1.
+
+A split also carries the `align` record of the face store (staged_fer/faces/record.py) when its
 model will meet aligned faces: when it trains on EmotiW faces, and for scheme ``none``, whose
 pass-through model is the one scored on them. A FER-only split carries none, so a change of
 the align params never rewrites it (and never retrains a FER-only stage 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -29,20 +35,29 @@ import numpy as np
 
 from ..config import parse
 from ..errors import PipelineError
-from ..io import load_npz, save_npz
+from ..io import atomic_folder, load_npz, save_npz
+from ..store import INDEX, FaceRows, link_tree, open_faces
 
 NONE = "none"   # the scheme that trains nothing
+
+
+SPLIT_FILE = "split.npz"
 
 
 @dataclass(frozen=True)
 class Bank:
     """Labelled faces of one source at one resolution."""
     name: str             # e.g. "FER Training", "EmotiW Val"
-    images: np.ndarray    # (N, S, S) uint8
+    images: Any           # (N, S, S) uint8: rows of a source (FaceRows), or an array made in memory
     labels: np.ndarray    # (N,) int64, FER order
+    source: str = ""      # the registered source of FaceRows images
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def select(self, mask: np.ndarray) -> "Bank":
+        images = self.images.select(mask) if isinstance(self.images, FaceRows) else self.images[mask]
+        return Bank(self.name, images, self.labels[mask], self.source)
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,7 @@ class Split:
 def fer_bank(fer: dict, usage: str) -> Bank:
     # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
     mask = (fer["usage"] == usage) & (fer["labels"] >= 0)
-    return Bank(f"FER {usage}", fer["images"][mask], fer["labels"][mask].astype(np.int64))
+    return Bank(f"FER {usage}", FaceRows(fer["images"], np.flatnonzero(mask)), fer["labels"][mask].astype(np.int64))
 
 
 def emotiw_bank(emotiw: dict, split: str) -> Bank:
@@ -69,7 +84,8 @@ def emotiw_bank(emotiw: dict, split: str) -> Bank:
     if split == "Train" and "outcome" in emotiw:
         # Faces that failed alignment are never trained on (they may stay in Val for scoring).
         mask &= emotiw["outcome"] == "aligned"
-    return Bank(f"EmotiW {split}", emotiw["images"][mask], emotiw["labels"][mask].astype(np.int64))
+    return Bank(f"EmotiW {split}", FaceRows(emotiw["images"], np.flatnonzero(mask)),
+                emotiw["labels"][mask].astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -85,11 +101,11 @@ class ScoredPart:
 @dataclass(frozen=True)
 class Source:
     """A stage-data source: the parts it provides, how to cut one from its arrays, and what of
-    it `evaluate` scores. Its arrays (one .npz) hold ``images`` (N, S, S) uint8, ``labels``
+    it `evaluate` scores. Its arrays (one .npz, or a face store) hold ``images`` (N, S, S) uint8, ``labels``
     (N,) with -1 for unlabeled, and ``column`` naming each face's part."""
     name: str                               # the prefix of its parts in params' schemes; the stages' --<name> flag
     title: str                              # how banks, figures and reports name it
-    arrays: str                             # what its .npz holds, for --help and errors
+    arrays: str                             # what its .npz or store holds, for --help and errors
     column: str                             # the array that names each face's part
     parts: tuple[str, ...]                  # what schemes train and validate on
     bank: Callable[[dict, str], Bank]       # (the source's arrays, part) -> labelled faces
@@ -174,7 +190,7 @@ def _is_synthetic(data: dict) -> bool:
 
 
 def _align_record(emotiw: dict) -> str:
-    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older emotiw.npz files
+    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older face arrays
 
 
 def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]) -> Split:
@@ -186,7 +202,7 @@ def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]
         out = []
         for part in getattr(scheme, role):
             source, piece = part.split(".", 1)
-            bank = SOURCES[source].bank(data[source], piece)
+            bank = replace(SOURCES[source].bank(data[source], piece), source=source)
             if len(bank) == 0:
                 raise PipelineError(f"data scheme {name!r}: {bank.name} ({part}) has no labelled faces")
             out.append(bank)
@@ -211,36 +227,74 @@ def hold_out(split: Split, share: float, seed: int) -> Split:
         if not chosen.any():
             raise PipelineError(f"data scheme {split.scheme!r}: {bank.name} is too small to hold out "
                                 f"a selection share of {share}")
-        train.append(Bank(bank.name, bank.images[~chosen], bank.labels[~chosen]))
-        held.append(Bank(f"{bank.name} (held out for selection)", bank.images[chosen], bank.labels[chosen]))
+        train.append(bank.select(~chosen))
+        held.append(replace(bank.select(chosen), name=f"{bank.name} (held out for selection)"))
     return Split(split.scheme, tuple(train), tuple(held), split.synthetic, split.align)
 
 
-def save_split(path: str | Path, split: Split) -> None:
+def save_split(folder: str | Path, split: Split, sources: Mapping[str, str | Path]) -> None:
+    """The split folder: its banks as rows of ``sources`` (paths by source name), each source
+    it draws on linked in beside them; a bank made in memory is stored whole."""
     arrays: dict[str, np.ndarray] = {
         "scheme": np.array(split.scheme),
         "synthetic": np.array(split.synthetic),
     }
     if split.align:
         arrays["align"] = np.array(split.align)
+    used: dict[str, str] = {}
     for part in ("train", "val"):
         banks = getattr(split, part)
         arrays[f"{part}_names"] = np.array([b.name for b in banks], dtype=str)
+        arrays[f"{part}_sources"] = np.array([b.source for b in banks], dtype=str)
         for i, bank in enumerate(banks):
-            arrays[f"{part}_{i}_images"] = bank.images
+            if bank.source:
+                used[bank.source] = bank.source + Path(sources[bank.source]).suffix
+                arrays[f"{part}_{i}_rows"] = bank.images.rows
+            else:
+                arrays[f"{part}_{i}_images"] = np.asarray(bank.images, dtype=np.uint8)
             arrays[f"{part}_{i}_labels"] = bank.labels
-    save_npz(path, **arrays)
+    arrays["source_names"] = np.array(sorted(used), dtype=str)
+    arrays["source_files"] = np.array([used[n] for n in sorted(used)], dtype=str)
+    with atomic_folder(folder) as tmp:
+        save_npz(tmp / SPLIT_FILE, **arrays)
+        for name, file in used.items():
+            link_tree(sources[name], tmp / file)
 
 
-def load_split(path: str | Path) -> Split:
-    path = Path(path)
+def _read_split_file(folder: Path) -> dict[str, np.ndarray]:
+    path = folder / SPLIT_FILE
     if not path.is_file():
-        raise PipelineError(f"{path}: split file not found (run `dvc repro build_splits`)")
-    data = load_npz(path)
+        raise PipelineError(f"{folder}: split not found (run `dvc repro build_splits`)")
+    return load_npz(path)
+
+
+def split_files(folder: str | Path) -> list[Path]:
+    """The files whose bytes fix the split's content: its own file and, of each source, the
+    decoded file or the store's index (which names every shard's hash)."""
+    folder = Path(folder)
+    data = _read_split_file(folder)
+    linked = [folder / str(f) for f in data["source_files"]]
+    return [folder / SPLIT_FILE] + [p / INDEX if p.is_dir() else p for p in linked]
+
+
+def load_split(folder: str | Path) -> Split:
+    """The split at ``folder``, its banks reading their faces from the linked sources on demand."""
+    folder = Path(folder)
+    data = _read_split_file(folder)
+    opened = {str(n): open_faces(folder / str(f)) for n, f in zip(data["source_names"], data["source_files"])}
     parts = {}
     for part in ("train", "val"):
-        names = [str(n) for n in data[f"{part}_names"]]
-        parts[part] = tuple(Bank(name, data[f"{part}_{i}_images"], data[f"{part}_{i}_labels"])
-                            for i, name in enumerate(names))
+        banks = []
+        for i, (name, source) in enumerate(zip(data[f"{part}_names"], data[f"{part}_sources"])):
+            name, source, labels = str(name), str(source), data[f"{part}_{i}_labels"]
+            if not source:
+                banks.append(Bank(name, data[f"{part}_{i}_images"], labels))
+                continue
+            rows, images = data[f"{part}_{i}_rows"], opened[source]["images"]
+            if len(rows) != len(labels) or (len(rows) and not 0 <= rows.min() <= rows.max() < len(images)):
+                raise PipelineError(f"{folder / SPLIT_FILE}: bank {name!r} does not fit its source "
+                                    f"{source} ({len(images)} faces); run `dvc repro build_splits`")
+            banks.append(Bank(name, FaceRows(images, rows), labels, source))
+        parts[part] = tuple(banks)
     return Split(str(data["scheme"]), parts["train"], parts["val"], bool(data["synthetic"]),
                  str(data["align"]) if "align" in data else "")

@@ -25,6 +25,7 @@ from ..data.splits import SOURCES, Source
 from ..errors import PipelineError
 from ..io import atomic_folder, write_csv, write_json, write_text
 from ..labels import EMOTIONS, NUM_CLASSES, UNLABELED
+from ..store import FaceRows
 from .confusion import dvc_rows
 from .figures import confusion_figure
 from .metrics import EvaluateConfig, check_probabilities, classification_metrics, confusion_matrix, cost_matrix
@@ -37,7 +38,7 @@ class EvalSet:
     key: str              # metrics key, plot and CSV file stem
     title: str            # human-readable, for figures and the summary
     role: str             # "final" or "stage1": which checkpoint scores it
-    images: np.ndarray    # (N, S, S) uint8
+    images: FaceRows      # (N, S, S) uint8, read when scored
     labels: np.ndarray    # (N,) int64, FER order
     ids: np.ndarray       # (N,) str
     synthetic: bool
@@ -101,7 +102,7 @@ def _source_sets(source: Source, data: dict, path: str | os.PathLike) -> list[Ev
         for role in scored.roles:
             key = f"{source.name}_{_snake(scored.part)}" + ("" if role == "final" else f"_{role}")
             sets.append(EvalSet(key, f"{part}, {ROLE_TITLES[role]}" if name_model else part, role,
-                                data["images"][rows], data["labels"][rows].astype(np.int64), ids,
+                                FaceRows(data["images"], rows), data["labels"][rows].astype(np.int64), ids,
                                 _synthetic(data), part))
     return sets
 

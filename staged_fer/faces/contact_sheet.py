@@ -52,12 +52,37 @@ def _frame(ax, r: Result) -> None:
             spine.set_linewidth(3)
 
 
-def aligned_sheet(results: Sequence[Result], path: str | Path, synthetic: bool) -> None:
-    rows = [(name, [r for r in results if r.outcome == ALIGNED and r.task.label == i]) for i, name in enumerate(EMOTIONS)]
-    rows.append(("Test (unlabeled)", [r for r in results if r.outcome == ALIGNED and r.task.label == UNLABELED]))
+class SheetPicks:
+    """What the two sheets show, gathered block by block (photos in path order): the first
+    aligned faces of each class with the class counts, the first undetected photos with their
+    count, and the lowest fits so far. Bounded, whatever the number of photos."""
+
+    def __init__(self):
+        self.classes = [*range(len(EMOTIONS)), UNLABELED]
+        self.aligned: dict[int, list[Result]] = {c: [] for c in self.classes}
+        self.aligned_counts = dict.fromkeys(self.classes, 0)
+        self.undetected: list[Result] = []
+        self.worst: list[Result] = []
+        self.n_undetected = 0
+
+    def add(self, results: Sequence[Result]) -> None:
+        for r in results:
+            if r.outcome == ALIGNED:
+                self.aligned_counts[r.task.label] += 1
+                if len(self.aligned[r.task.label]) < PER_ROW:
+                    self.aligned[r.task.label].append(r)
+        self.n_undetected += sum(r.outcome in (FALLBACK, DROPPED) and r.box is None for r in results)
+        # The picks so far come before this block in path order: picking again from both is
+        # picking from all photos so far.
+        self.undetected, self.worst = failure_picks([*self.undetected, *self.worst, *results])
+
+
+def aligned_sheet(picks: SheetPicks, path: str | Path, synthetic: bool) -> None:
+    names = [*EMOTIONS, "Test (unlabeled)"]
+    rows = [(name, picks.aligned[c], picks.aligned_counts[c]) for name, c in zip(names, picks.classes)]
     fig, axes = plt.subplots(len(rows), PER_ROW, figsize=(PER_ROW * 1.1, len(rows) * 1.25), squeeze=False)
-    for (name, rs), row in zip(rows, axes):
-        row[0].set_ylabel(f"{name}\n({len(rs)})", rotation=0, ha="right", va="center", fontsize=8)
+    for (name, rs, count), row in zip(rows, axes):
+        row[0].set_ylabel(f"{name}\n({count})", rotation=0, ha="right", va="center", fontsize=8)
         for j, ax in enumerate(row):
             _blank(ax)
             if j < len(rs):
@@ -80,8 +105,8 @@ def failure_picks(results: Sequence[Result]) -> tuple[list[Result], list[Result]
     return undetected[:MAX_UNDETECTED], fitted[:WORST_FITS]
 
 
-def failures_sheet(results: Sequence[Result], path: str | Path, synthetic: bool) -> None:
-    undetected, worst = failure_picks(results)
+def failures_sheet(picks: SheetPicks, path: str | Path, synthetic: bool) -> None:
+    undetected, worst = picks.undetected, picks.worst
     shown = undetected + worst
     cols = 8
     nrows = max(1, -(-len(undetected) // cols) + -(-len(worst) // cols))
@@ -98,7 +123,7 @@ def failures_sheet(results: Sequence[Result], path: str | Path, synthetic: bool)
         _frame(ax, r)
     if not shown:
         axes[0, 0].text(0.0, 0.5, "no undetected photos and no fitted faces", fontsize=9)
-    n_undetected = sum(r.outcome in (FALLBACK, DROPPED) and r.box is None for r in results)
+    n_undetected = picks.n_undetected
     title = (f"No face detected ({len(undetected)} of {n_undetected} shown), then the {len(worst)} "
              f"lowest landmark fits")
     fig.suptitle(title + (" (SYNTHETIC data)" if synthetic else ""), fontsize=10)

@@ -1,33 +1,18 @@
-"""What the align_emotiw stage writes: the face arrays, the per-image log, the metrics, the sheets."""
+"""What the align_emotiw stage writes besides the face store (faces/blocks.py): the per-image
+log, the metrics, the sheets."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from ..io import atomic_folder, write_json
 from ..labels import EMOTIONS, UNLABELED
-from .contact_sheet import aligned_sheet, failures_sheet
-from .pipeline import ALIGNED, FALLBACK, Result, attempt_rates, summarize
+from .contact_sheet import SheetPicks, aligned_sheet, failures_sheet
+from .pipeline import Result, Tally
 
 REPORT_FILE = "alignment.json"                    # every count, in the reports folder
 LOG_COLUMNS = ("path", "split", "label", "detector", "box_x", "box_y", "box_w", "box_h", "fit",
                "right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y", "angle_deg", "outcome", "reason")
-
-
-def face_arrays(results: Sequence[Result], size: int, source: str) -> dict[str, np.ndarray]:
-    """The emotiw.npz contract: aligned faces everywhere, fallback crops in Val/Test only."""
-    kept = [r for r in results if r.outcome == ALIGNED or (r.outcome == FALLBACK and r.task.split != "Train")]
-    images = np.stack([r.face for r in kept]) if kept else np.zeros((0, size, size), np.uint8)
-    return {
-        "images": images.astype(np.uint8),
-        "labels": np.array([r.task.label for r in kept], dtype=np.int64),
-        "split": np.array([r.task.split for r in kept], dtype=str),
-        "paths": np.array([r.task.path for r in kept], dtype=str),
-        "outcome": np.array([r.outcome for r in kept], dtype=str),
-        "source": np.array(source),
-    }
 
 
 def _num(v, digits=2):
@@ -45,11 +30,11 @@ def log_rows(results: Sequence[Result]) -> list[list[str]]:
     return rows
 
 
-def metrics(results: Sequence[Result], synthetic: bool, landmarks: str, empty: Sequence[str]) -> dict:
+def metrics(tally: Tally, synthetic: bool, landmarks: str, empty: Sequence[str]) -> dict:
     """Every count and rate of the run, for the report file (``alignment.json`` in the reports)."""
-    return {"synthetic": synthetic, "landmarks": landmarks, "images": len(results),
-            "empty_folders": list(empty), **summarize(results),
-            "aligned_by": attempt_rates(results)}
+    summary = tally.summary()
+    return {"synthetic": synthetic, "landmarks": landmarks, "images": summary["counts"]["all"]["total"],
+            "empty_folders": list(empty), **summary, "aligned_by": tally.attempt_rates()}
 
 
 def headline(summary: dict) -> dict:
@@ -60,10 +45,10 @@ def headline(summary: dict) -> dict:
     return {"alignment_rate": summary["alignment_rate"]["all"], "aligned_by": summary["aligned_by"]}
 
 
-def write_reports(folder: str | Path, results: Sequence[Result], synthetic: bool, summary: dict) -> None:
+def write_reports(folder: str | Path, picks: SheetPicks, synthetic: bool, summary: dict) -> None:
     """Both sheets and the ``summary`` of :func:`metrics`, written beside ``folder`` and swapped
     in whole, so it is never half-written."""
     with atomic_folder(folder) as tmp:
-        aligned_sheet(results, tmp / "aligned.png", synthetic)
-        failures_sheet(results, tmp / "failures.png", synthetic)
+        aligned_sheet(picks, tmp / "aligned.png", synthetic)
+        failures_sheet(picks, tmp / "failures.png", synthetic)
         write_json(tmp / REPORT_FILE, summary)

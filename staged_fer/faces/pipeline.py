@@ -30,6 +30,7 @@ MAX_CANDIDATES = 3
 THUMB = 96   # side of the thumbnails kept for the report of failed images
 WHOLE_PHOTO = "whole_photo"   # the attempt that fits landmarks to the whole photo, no detector
 ATTEMPT_NAMES = (*ATTEMPTS, WHOLE_PHOTO)
+IN_FLIGHT = 256   # photos per window handed to the worker pool (two windows at most in flight)
 
 ALIGNED, FALLBACK, DROPPED, UNREADABLE = "aligned", "fallback", "dropped", "unreadable"
 OUTCOMES = (ALIGNED, FALLBACK, DROPPED, UNREADABLE)
@@ -269,22 +270,30 @@ def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
     return item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]]
 
 
-def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
-              fan: FanLandmarker | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[Result]:
-    """Run every task; ``fan`` given: workers detect and FAN runs here on the faces of several
-    images at once, else dlib runs in the workers.
+def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+                 fan: FanLandmarker | None = None) -> Iterator[Result]:
+    """Each task's result, in task order, as it is ready; ``fan`` given: workers detect and FAN
+    runs here on the faces of several images at once, else dlib runs in the workers.
 
     With FAN, the workers hand over the first attempt that found boxes; the later attempts,
     needed only when FAN rejects all of them, run here with this process's own cascades.
+    Closing the generator stops the workers.
     """
     n = worker_count(cfg.workers)
     detector = FaceDetector(cfg.detector, cfg.pad) if fan is not None else None
-    results: list[Result] = []
     stream = _run(tasks, str(root), cfg, fan is None, n)
     fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
-    for i, (item, landmarker) in enumerate(fitted):
-        results.append(item if isinstance(item, Result) else finish_one(item, landmarker or fan, cfg, detector))
+    for item, landmarker in fitted:
+        yield item if isinstance(item, Result) else finish_one(item, landmarker or fan, cfg, detector)
+
+
+def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+              fan: FanLandmarker | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[Result]:
+    """Every task's result (see :func:`align_stream`), in task order."""
+    results: list[Result] = []
+    for i, result in enumerate(align_stream(tasks, root, cfg, fan)):
+        results.append(result)
         if progress:
             progress(i + 1, len(tasks))
     return results
@@ -302,35 +311,70 @@ def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: boo
         return
     # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
     ctx = multiprocessing.get_context("spawn")
+    chunk = max(1, min(16, len(tasks) // (4 * n)))
     with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(root, cfg, with_dlib)) as pool:
-        yield from pool.imap(_work, tasks, chunksize=max(1, min(16, len(tasks) // (4 * n))))
+        # A window at a time, the next one already submitted: the workers never run more than
+        # two windows ahead of this process (a pool's results would otherwise pile up here,
+        # photos and all, whenever the landmark step is the slower one).
+        ahead = None
+        for start in range(0, len(tasks), IN_FLIGHT):
+            window = pool.imap(_work, tasks[start:start + IN_FLIGHT], chunksize=chunk)
+            if ahead is not None:
+                yield from ahead
+            ahead = window
+        yield from ahead
+
+
+def _readable(r: Result) -> bool:
+    return r.outcome != UNREADABLE and not r.task.skip_reason
+
+
+class Tally:
+    """Counts per split and outcome, detections, and alignments per attempt, added block by
+    block, so the summary of any number of photos costs a few counters."""
+
+    def __init__(self, results: Iterable[Result] = ()):
+        self.counts: dict[str, dict[str, int]] = {}
+        self.readable: dict[str, int] = {}
+        self.detected: dict[str, int] = {}
+        self.by_attempt = dict.fromkeys(ATTEMPT_NAMES, 0)
+        self.add(results)
+
+    def add(self, results: Iterable[Result]) -> None:
+        for r in results:
+            for key in (r.task.split, "all"):
+                c = self.counts.setdefault(key, dict.fromkeys((*OUTCOMES, "total"), 0))
+                c[r.outcome] += 1
+                c["total"] += 1
+                if _readable(r):
+                    self.readable[key] = self.readable.get(key, 0) + 1
+                    self.detected[key] = self.detected.get(key, 0) + (r.box is not None)
+            if _readable(r) and r.outcome == ALIGNED:
+                self.by_attempt[r.attempt] += 1
+
+    def attempt_rates(self) -> dict[str, float | None]:
+        """Share of the readable photos aligned by each attempt (they sum to the alignment rate)."""
+        n = self.readable.get("all", 0)
+        return {a: round(k / n, 6) if n else None for a, k in self.by_attempt.items()}
+
+    def summary(self) -> dict:
+        """Counts per split and outcome, and detection/alignment rates over the readable images."""
+        keys = [s for s in ("Train", "Val", "Test") if s in self.counts] + ["all"]
+        counts, det_rate, align_rate = {}, {}, {}
+        for key in keys:
+            c = self.counts.get(key, dict.fromkeys((*OUTCOMES, "total"), 0))
+            counts[key] = c
+            n = self.readable.get(key, 0)
+            det_rate[key] = round(self.detected[key] / n, 6) if n else None
+            align_rate[key] = round(c[ALIGNED] / n, 6) if n else None
+        return {"counts": counts, "detection_rate": det_rate, "alignment_rate": align_rate}
 
 
 def attempt_rates(results: Iterable[Result]) -> dict[str, float | None]:
     """Share of the readable photos aligned by each attempt (they sum to the alignment rate)."""
-    readable = [r for r in results if r.outcome != UNREADABLE and not r.task.skip_reason]
-    return {a: round(sum(r.outcome == ALIGNED and r.attempt == a for r in readable) / len(readable), 6)
-            if readable else None for a in ATTEMPT_NAMES}
+    return Tally(results).attempt_rates()
 
 
 def summarize(results: Iterable[Result]) -> dict:
     """Counts per split and outcome, and detection/alignment rates over the readable images."""
-    results = list(results)
-    splits = [s for s in ("Train", "Val", "Test") if any(r.task.split == s for r in results)]
-    counts, det_rate, align_rate = {}, {}, {}
-
-    def rates(rs):
-        readable = [r for r in rs if r.outcome != UNREADABLE and not r.task.skip_reason]
-        if not readable:
-            return None, None
-        detected = sum(r.box is not None for r in readable)
-        aligned = sum(r.outcome == ALIGNED for r in readable)
-        return round(detected / len(readable), 6), round(aligned / len(readable), 6)
-
-    for split in splits:
-        rs = [r for r in results if r.task.split == split]
-        counts[split] = {o: sum(r.outcome == o for r in rs) for o in OUTCOMES} | {"total": len(rs)}
-        det_rate[split], align_rate[split] = rates(rs)
-    counts["all"] = {o: sum(r.outcome == o for r in results) for o in OUTCOMES} | {"total": len(results)}
-    det_rate["all"], align_rate["all"] = rates(results)
-    return {"counts": counts, "detection_rate": det_rate, "alignment_rate": align_rate}
+    return Tally(results).summary()

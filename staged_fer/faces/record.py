@@ -1,7 +1,7 @@
 """The `align` params a set of faces was prepared with, as a record that travels with them.
 
-`align_emotiw` stores the record in emotiw.npz, `build_splits` carries it into the split
-files and training copies it into the checkpoint, so a model can later be shown faces
+`align_emotiw` stores the record in the face store's index, `build_splits` carries it into
+the splits and training copies it into the checkpoint, so a model can later be shown faces
 prepared exactly as its training and validation faces were (``staged_fer.predict``) without
 reading a params.yaml that may have moved on since. Knobs that say how the aligner runs
 (processes, device) are left out: they do not change a face, and recording them would make a

@@ -21,6 +21,7 @@ normalised three channels a plain model expects.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
 
@@ -103,12 +104,8 @@ class DeviceImages:
     def __init__(self, banks: Sequence, device: torch.device):
         self.device = torch.device(device)
         sides = sorted({int(b.images.shape[-1]) for b in banks})
-        self.groups: list[torch.Tensor] = []
+        self.members = [[b for b in banks if b.images.shape[-1] == side] for side in sides]
         group_of, local_of, labels = [], [], []
-        for g, side in enumerate(sides):
-            members = [b for b in banks if b.images.shape[-1] == side]
-            stacked = np.concatenate([np.asarray(b.images, dtype=np.uint8) for b in members])
-            self.groups.append(torch.from_numpy(stacked).to(self.device))
         counts = {g: 0 for g in range(len(sides))}
         for b in banks:
             g = sides.index(int(b.images.shape[-1]))
@@ -121,6 +118,16 @@ class DeviceImages:
         self.group_of = torch.from_numpy(np.concatenate(group_of)).to(self.device)
         self.local_of = torch.from_numpy(np.concatenate(local_of)).to(self.device)
         self.labels = torch.from_numpy(np.concatenate(labels)).to(self.device)
+        self.groups = self._place()
+
+    def _place(self) -> list[torch.Tensor]:
+        """Each side's faces, stacked on the device."""
+        return [torch.from_numpy(np.concatenate([np.asarray(b.images, dtype=np.uint8) for b in members]))
+                .to(self.device) for members in self.members]
+
+    def _rows(self, g: int, local: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) uint8 on the device: rows ``local`` of side group ``g``."""
+        return self.groups[g][local]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -132,24 +139,84 @@ class DeviceImages:
         size = spec.size
         mean = float(np.mean(spec.mean)) if channels == "gray" else 0.0
         std = float(np.mean(spec.std)) if channels == "gray" else 1.0
-        if len(self.groups) == 1:
-            out = _crop_group(self.groups[0][self.local_of[index]], crops, resize, size, mean, std)
+        if len(self.sides) == 1:
+            out = _crop_group(self._rows(0, self.local_of[index]), crops, resize, size, mean, std)
         else:
             out = torch.empty(len(index), size, size, device=self.device)
             group = self.group_of[index].cpu()
-            for g, images in enumerate(self.groups):
+            for g in range(len(self.sides)):
                 rows = torch.nonzero(group == g).flatten()
                 if len(rows) == 0:
                     continue
                 part = Crops(crops.top[rows], crops.left[rows], crops.flip[rows])
                 local = self.local_of[index[rows.to(self.device)]]
-                out[rows.to(self.device)] = _crop_group(images[local], part, resize, size, mean, std)
+                out[rows.to(self.device)] = _crop_group(self._rows(g, local), part, resize, size, mean, std)
         out = out[:, None]
         if channels == "rgb":
             m = torch.tensor(spec.mean, device=self.device, dtype=torch.float32)[None, :, None, None]
             s = torch.tensor(spec.std, device=self.device, dtype=torch.float32)[None, :, None, None]
             out = torch.addcmul(-m / s, out, 1 / s)   # one pass writing the three channels
         return out
+
+
+class StreamedImages(DeviceImages):
+    """The same faces and batches as :class:`DeviceImages`, but left where the banks keep them
+    (the memory-mapped face store, a decoded file): each batch reads its rows and moves them
+    to the device as it is built. The crops then run on the very same uint8 values, so the
+    batches, and the training that follows, are the same numbers."""
+
+    def _place(self) -> list[torch.Tensor]:
+        self.starts = [np.cumsum([0] + [len(b.labels) for b in members]) for members in self.members]
+        return []
+
+    def _rows(self, g: int, local: torch.Tensor) -> torch.Tensor:
+        local = local.cpu().numpy()
+        members, starts = self.members[g], self.starts[g]
+        out = np.empty((len(local), self.sides[g], self.sides[g]), np.uint8)
+        which = np.searchsorted(starts, local, side="right") - 1
+        for m in np.unique(which):
+            at = np.flatnonzero(which == m)
+            out[at] = members[m].images[local[at] - starts[m]]
+        return torch.from_numpy(out).to(self.device, non_blocking=True)
+
+
+def image_bytes(banks: Sequence) -> int:
+    return sum(len(b.labels) * int(np.prod(b.images.shape[1:])) for b in banks)
+
+
+def host_available() -> tuple[int, str]:
+    """Bytes of host memory available to a new allocation, and how that was measured."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable"
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free pages"
+
+
+def place_images(banks: Sequence, device: torch.device, other: int = 0,
+                 budget: int | None = None) -> tuple[DeviceImages, str]:
+    """The banks on ``device`` when they fit in half its free memory (beside ``other`` bytes
+    placed there too), else streamed from where they are; with the line that says which.
+    ``budget`` (bytes) replaces the measured half."""
+    device = torch.device(device)
+    need = image_bytes(banks)
+    if budget is None:
+        if device.type == "cuda":
+            free, how = torch.cuda.mem_get_info(device)[0], "free GPU memory"
+        else:
+            free, how = host_available()
+        budget, how = free // 2, f"half the {how}"
+    else:
+        how = "given"
+    gib = 2 ** 30
+    if need + other <= budget:
+        return DeviceImages(banks, device), (f"{need / gib:.2f} GiB of faces on {device} "
+                                             f"(budget {budget / gib:.2f} GiB, {how})")
+    return StreamedImages(banks, device), (f"{need / gib:.2f} GiB of faces streamed from disk to {device} "
+                                           f"per batch: more than the budget of {budget / gib:.2f} GiB ({how})")
 
 
 def preferred_channels(device: torch.device) -> Channels:

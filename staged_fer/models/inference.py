@@ -16,13 +16,15 @@ from ..errors import PipelineError
 from ..inputs.batches import DeviceImages, SpecLike, centre_crops, check_resize
 from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
+from ..store import FaceRows
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, spec: SpecLike, images: np.ndarray, input_cfg: InputConfig,
+def predict_proba(model: nn.Module, spec: SpecLike, images: np.ndarray | FaceRows, input_cfg: InputConfig,
                   device: str | torch.device, batch_size: int = 256) -> np.ndarray:
-    """(N, 7) float32 class probabilities of (N, S, S) uint8 faces, centre-cropped as in validation."""
-    images = np.asarray(images)
+    """(N, 7) float32 class probabilities of (N, S, S) uint8 faces, centre-cropped as in validation;
+    rows of a face store (FaceRows) are read a batch at a time."""
+    images = images if isinstance(images, FaceRows) else np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise PipelineError(f"predict_proba: expected (N, S, S) uint8 faces, got {images.shape} {images.dtype}")
     check_resize(input_cfg.resize, spec.size)

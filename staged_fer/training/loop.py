@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from ..data.splits import Split
 from ..errors import PipelineError
-from ..inputs.batches import (Channels, DeviceImages, SpecLike, centre_crops, check_resize, preferred_channels,
-                              random_crops)
+from ..inputs.batches import (Channels, DeviceImages, SpecLike, centre_crops, check_resize, image_bytes,
+                              place_images, preferred_channels, random_crops)
 from ..inputs.config import InputConfig
 from ..inputs.gray import fold_gray_input, unfold_gray_input
 from ..labels import NUM_CLASSES
@@ -116,13 +116,20 @@ class Trainer:
     # turn it on there to run this code path without a GPU.
     autocast: bool | None = None
     progress: bool = True
+    memory_budget: int | None = None   # bytes for resident faces; None: half the device's free memory
 
     def __post_init__(self):
         check_resize(self.input.resize, self.spec.size)
         if self.channels is None:
             self.channels = preferred_channels(self.device)
-        self.train_data = DeviceImages(self.split.train, self.device)
-        self.val_data = DeviceImages(self.split.val, self.device)
+        # Resident on the device when the faces fit its memory, else streamed per batch from
+        # the face store: the same batches either way.
+        self.train_data, line = place_images(self.split.train, self.device, image_bytes(self.split.val),
+                                             self.memory_budget)
+        resident = image_bytes(self.split.train) if type(self.train_data) is DeviceImages else 0
+        self.val_data, val_line = place_images(self.split.val, self.device, resident, self.memory_budget)
+        if self.ctx.main:
+            print(f"training faces: {line}\nvalidation faces: {val_line}", file=sys.stderr)
         self.cuda = self.device.type == "cuda"
         if self.autocast is None:
             self.autocast = self.cuda and self.runtime.bf16

@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..io import atomic_path
+from ..io import atomic_path, file_digest
+from ..workdir import KeyedDir
 
 STATE = "state.pt"
 BEST = "best.pt"
-
-
-def file_digest(path: str | Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def run_key(params: Mapping[str, Any], files: Sequence[str | Path]) -> str:
@@ -37,18 +32,7 @@ def run_key(params: Mapping[str, Any], files: Sequence[str | Path]) -> str:
     return h.hexdigest()[:20]
 
 
-class ResumeStore:
-    def __init__(self, root: str | Path, key: str):
-        self.root = Path(root)
-        self.dir = self.root / key
-
-    def drop_stale(self) -> None:
-        """Delete state of other configurations of this stage."""
-        if self.root.is_dir():
-            for child in self.root.iterdir():
-                if child != self.dir:
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-
+class ResumeStore(KeyedDir):
     def load(self) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None] | None:
         state_path = self.dir / STATE
         if not state_path.is_file():
@@ -66,9 +50,3 @@ class ResumeStore:
                 torch.save(best, tmp)
         with atomic_path(self.dir / STATE) as tmp:
             torch.save(state, tmp)
-
-    def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-        for folder in (self.root, self.root.parent):   # .resume/<stage>, then .resume if empty
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()

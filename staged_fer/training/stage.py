@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 import torch
 
 from ..config import load_params, param_key, read_stage_params, section
-from ..data.splits import hold_out, load_split
+from ..data.splits import hold_out, load_split, split_files
 from ..errors import PipelineError
 from ..gpus import acquire, held
 from ..inputs.config import InputConfig
@@ -163,7 +163,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     if init is not None:
         model.load_state_dict(init["state_dict"])
     spec = input_spec(p.model, p.models)
-    key_files = [split_path] + ([init_path] if init_path is not None else [])
+    key_files = split_files(split_path) + ([init_path] if init_path is not None else [])
     store = ResumeStore(resume_root(params_path, stage), run_key(p.raw, key_files))
     live = None
     if ctx.main:
