@@ -120,7 +120,7 @@ def render(dvc_yaml: Path = ROOT / "dvc.yaml", params_yaml: Path = ROOT / "param
         lines += [f"### {name}", ""]
         if "foreach" in stage:
             lines += [f"One stage per item of `{stage['foreach'].strip('${}')}` (`{name}@<item>`).", ""]
-        lines += ["```", _fill(run["cmd"], names), "```", "",
+        lines += ["```text", _fill(run["cmd"], names), "```", "",
                   "| | |", "|---|---|",
                   f"| params | {_code(listed)} |",
                   f"| data deps | {_code(data)} |",
