@@ -171,6 +171,8 @@ class BlockStore(KeyedDir):
                 block = list(itertools.islice(results, len(self.blocks[k])))
                 self.write(k, block)
                 done += len(block)
+                # Its faces go now, not when the next block's list replaces it: one block in memory.
+                del block
                 if progress:
                     progress(done, len(tasks))
         return len(tasks)
