@@ -171,6 +171,8 @@ class BlockStore(KeyedDir):
                 block = list(itertools.islice(results, len(self.blocks[k])))
                 self.write(k, block)
                 done += len(block)
+                # Its faces go now, not when the next block's list replaces it: one block in memory.
+                del block
                 if progress:
                     progress(done, len(tasks))
         return len(tasks)
@@ -190,11 +192,14 @@ class BlockStore(KeyedDir):
             arrays["outcome"].append(rec["outcome"][keep])
             rows.append(int(rec["shard_rows"]))
             shas.append(str(rec["shard_sha256"]))
-        faces = {key: np.concatenate(v) if v else np.zeros(0, np.int64 if key == "labels" else str)
-                 for key, v in arrays.items()}
-        faces["labels"] = faces["labels"].astype(np.int64)
+        # The index is the one thing per photo this process holds: each column is joined once
+        # and its blocks' pieces let go (the text columns already are the str arrays it stores).
+        faces = {}
+        for key in store.FACE_ARRAYS:
+            pieces = arrays.pop(key)
+            faces[key] = np.concatenate(pieces) if pieces else np.zeros(0, np.int64 if key == "labels" else str)
+        faces["labels"] = faces["labels"].astype(np.int64, copy=False)
         with atomic_folder(out) as tmp:
             store.link_tree(self.dir, tmp, store.SHARD_GLOB)
-            store.write_index(tmp / store.INDEX, {k: faces[k].astype(str) if k != "labels" else faces[k]
-                                                  for k in faces}, rows, shas, self.size, **scalars)
+            store.write_index(tmp / store.INDEX, faces, rows, shas, self.size, **scalars)
         return int(sum(rows))

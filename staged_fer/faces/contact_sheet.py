@@ -8,6 +8,7 @@ captioned with what happened.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -70,11 +71,23 @@ class SheetPicks:
             if r.outcome == ALIGNED:
                 self.aligned_counts[r.task.label] += 1
                 if len(self.aligned[r.task.label]) < PER_ROW:
-                    self.aligned[r.task.label].append(r)
+                    self.aligned[r.task.label].append(_own(r))
         self.n_undetected += sum(r.outcome in (FALLBACK, DROPPED) and r.box is None for r in results)
         # The picks so far come before this block in path order: picking again from both is
         # picking from all photos so far.
-        self.undetected, self.worst = failure_picks([*self.undetected, *self.worst, *results])
+        undetected, worst = failure_picks([*self.undetected, *self.worst, *results])
+        self.undetected, self.worst = [_own(r) for r in undetected], [_own(r) for r in worst]
+
+
+def _own(r: Result) -> Result:
+    """``r`` with a face of its own where its face is a view (of its block's memory-mapped shard).
+
+    A kept view keeps the whole shard mapped, and the pages that drawing the face touches stay
+    in the resident set: the kernel maps a shard's page cache in folios of up to 2 MiB, so the
+    few picks, spread over more shards as the photos grow, would hold megabytes each. A copy is
+    made once, when the face is picked, and the shard is unmapped with its block.
+    """
+    return r if r.face is None or r.face.flags.owndata else replace(r, face=r.face.copy())
 
 
 def aligned_sheet(picks: SheetPicks, path: str | Path, synthetic: bool) -> None:
