@@ -11,25 +11,21 @@ history and the best epoch so far: resuming from it replays the remaining epochs
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
 from ..io import atomic_path, file_digest
-from ..workdir import KeyedDir
+from ..workdir import KeyedDir, key_of
 
 STATE = "state.pt"
 BEST = "best.pt"
 
 
 def run_key(params: Mapping[str, Any], files: Sequence[str | Path]) -> str:
-    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    for f in files:
-        h.update(file_digest(f).encode())
-    return h.hexdigest()[:20]
+    """The work folder's key: the stage's params and the content of its input files."""
+    return key_of(params, [file_digest(f) for f in files])
 
 
 class ResumeStore(KeyedDir):
