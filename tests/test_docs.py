@@ -1,5 +1,6 @@
 """What README.md and docs/ name exists: every `make` target, every `-S key=value` and backticked
-params key, every repository path; and every shell block either runs here or says why not.
+params key, every repository path, every relative link (and its heading); and every shell block
+either runs here or says why not.
 
 Every fenced block names its language (```text for diagrams and listings). A shell block
 (```bash) runs, as one script, in a copy of the repository unless the line before it is a
@@ -21,6 +22,7 @@ import yaml
 
 from staged_fer.data.splits import PARTS
 from tests.dvc_project import BIN, ROOT, DvcProject
+from tools.reference import dvc_vars, entries, fill_vars
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S)
@@ -29,6 +31,7 @@ SPAN = re.compile(r"`([^`\n]+)`")
 # The line before a shell block that the docs test does not run, and why.
 NEEDS = r"(real data|GPUs|a DVC remote|minutes of CPU|a finished run)"
 NOT_RUN = re.compile(rf"^<!-- not run by the docs test: needs {NEEDS}( and {NEEDS})* -->$")
+LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 PATHLIKE = re.compile(r"^\.{0,2}/?[\w.@-]+(/[\w.@-]*)+$|^[\w.-]+\.(py|md|yaml|yml|lock|json|csv|sh|txt|toml|npz|pt|onnx)$")
 
 
@@ -75,7 +78,7 @@ def generated_paths() -> set[str]:
     .gitignore names from the root, such as models/ and .resume/) and the raw data a person
     places (params.yaml's raw-data paths): named in the docs, not in Git."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    names = {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
+    names = dvc_vars(spec)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     paths = {params["fer"]["path"], params["fer"]["ferplus_path"], params["emotiw"]["root"]}
     for line in (ROOT / ".gitignore").read_text().splitlines():
@@ -84,9 +87,7 @@ def generated_paths() -> set[str]:
     for stage in spec["stages"].values():
         stage = stage.get("do", stage)
         for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind, []):
-                path = next(iter(entry)) if isinstance(entry, dict) else entry
-                paths.add(re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), path))
+            paths.update(fill_vars(path, names) for path in entries(stage, kind))
     return paths
 
 
@@ -143,6 +144,27 @@ def test_every_repository_path_named_exists():
     assert missing == []
 
 
+def anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_reaches_a_file_and_its_heading():
+    broken = []
+    for doc, text in docs():
+        for target in LINK.findall(prose(text)):
+            if re.match(r"^[a-z]+:", target):   # https:, mailto:
+                continue
+            path, _, fragment = target.partition("#")
+            file = (ROOT / doc).parent / path if path else ROOT / doc
+            if not file.exists():
+                broken.append(f"{doc}: ({target}): no such file")
+            elif fragment and fragment not in {anchor(h) for h in
+                                               re.findall(r"^#+ (.+)$", prose(file.read_text()), re.M)}:
+                broken.append(f"{doc}: ({target}): no such heading in {file.relative_to(ROOT)}")
+    assert broken == []
+
+
 def test_every_fenced_block_names_its_language():
     bare = [f"{doc}:{text.count(chr(10), 0, m.start()) + 1}" for doc, text in docs()
             for m in FENCE.finditer(text) if not m.group("lang")]
@@ -169,7 +191,10 @@ def project(module_tmp):
 
 @pytest.mark.parametrize("doc,line,body", RUNNABLE, ids=[f"{d}:{n}" for d, n, _ in RUNNABLE])
 def test_shell_block_runs(project, doc, line, body):
-    script = "\n".join(l.removeprefix("$ ") for l in body.splitlines() if not l.startswith("#"))
+    # `make` as in a set-up checkout: the copy's requirements.txt may be newer than the stamp of
+    # the environment it links, which must not be rebuilt.
+    script = "\n".join(["make() { command make -o .venv/.installed \"$@\"; }",
+                        *(l.removeprefix("$ ") for l in body.splitlines() if not l.startswith("#"))])
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=project.path, env=project.env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{doc}:{line}\n{script}\n--- stdout ---\n{proc.stdout[-2000:]}\n--- stderr ---\n{proc.stderr[-2000:]}"
