@@ -71,8 +71,8 @@ grid: $(STAMP)
 report: $(STAMP)
 	python -m staged_fer.evaluation.report --out reports/grid
 
-# Classify the faces in photos, folders and videos with the trained model (see the README's
-# "Use the model"): make predict INPUT="photos/ clip.mp4" [ANNOTATE=annotated] [PREDICT_ARGS="--fps 5"]
+# Classify the faces in photos, folders and videos with the trained model (see
+# docs/use-model.md): make predict INPUT="photos/ clip.mp4" [ANNOTATE=annotated] [PREDICT_ARGS="--fps 5"]
 MODEL := models/stage2.pt
 OUT := predictions.csv
 predict: $(STAMP)

@@ -1,4 +1,4 @@
-"""Several boxes, one Git remote and one DVC remote: docs/experiments.md's recipe, step by step,
+"""Several boxes, one Git remote and one DVC remote: docs/boxes.md's recipe, step by step,
 on the tiny configuration. Box A and box B each run part of the grid through the queue and push
 their experiments with the run-cache; box B restores the stages it shares with box A from the
 run-cache instead of running them; a third clone pulls every experiment and reports them.

@@ -120,8 +120,8 @@ def test_a_missing_raw_file_stops_with_one_line_naming_the_key(project):
 
 
 def test_a_raw_path_that_does_not_exist_is_refused_before_the_stage_runs(project, tmp_path):
-    # DVC checks deps before it runs a stage's command, so the stage cannot name the key; the
-    # README quotes DVC's line, which names the stage and the path.
+    # DVC checks deps before it runs a stage's command, so the stage cannot name the key;
+    # docs/data.md quotes DVC's line, which names the stage and the path.
     missing = tmp_path / "nowhere" / "fer2013.csv"
     params = (project.path / "params.yaml").read_text()
     lock = (project.path / "dvc.lock").read_bytes()
