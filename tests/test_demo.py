@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from staged_fer import demo
+from tests.documented_outputs import differences, documented, written
 from tests.dvc_project import TINY_PARAMS, DvcProject
 from tests.params_baseline import committed_text
 
@@ -101,3 +102,9 @@ def test_demo_runs_from_committed_params_and_leaves_the_workspace_as_it_was(tmp_
     # A second demo replaces the experiment of the same name (the run-cache restores it).
     project.run(sys.executable, "-m", "staged_fer.demo", "--models", "alexnet", *sets)
     assert _exp_commit(project, "demo-alexnet")
+
+    # The run's metrics keys and plot files, brought into the workspace as docs/results.md says
+    # (`dvc exp apply`), are exactly those that page lists.
+    project.dvc("exp", "apply", "demo-alexnet")
+    listed = documented((project.path / "docs" / "results.md").read_text())
+    assert differences(listed, written(project.path, project.path / "dvc.yaml")) == []
