@@ -6,7 +6,7 @@ makes this pass or fail.
 from staged_fer.config import read_stage_params, section
 from staged_fer.data.emotiw import EmotiwConfig
 from staged_fer.data.fer_decode import DecodeConfig
-from staged_fer.data.fer_source import FerConfig
+from staged_fer.data.fer_source.config import FerConfig
 from staged_fer.data.splits import SchemeConfig, SplitsParams, read_schemes
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.export import ExportConfig
