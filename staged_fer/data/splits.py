@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import PipelineError
 from ..io import atomic_folder, load_npz, save_npz
 from ..store import INDEX, FaceRows, link_tree, open_faces
+from .fer_csv import USAGES
 
 NONE = "none"   # the scheme that trains nothing
 
@@ -114,7 +115,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {s.name: s for s in (
     # FER-2013's usages; sample ids are row indices of the decoded file.
-    Source("fer", "FER", "decoded FER-2013", "usage", ("Training", "PublicTest", "PrivateTest"), fer_bank, None,
+    Source("fer", "FER", "decoded FER-2013", "usage", USAGES, fer_bank, None,
            (ScoredPart("PublicTest"), ScoredPart("PrivateTest"))),
     # The target set's labelled splits; sample ids are paths under its root. Its Val scores the
     # stage-1 model too: single against double fine-tuning.

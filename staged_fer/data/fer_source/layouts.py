@@ -1,9 +1,11 @@
 """The two layouts FER-2013's CSV ships in, and the checksum of each as Kaggle serves it."""
 from __future__ import annotations
 
+from ..fer_csv import HEADER
+
 FER_CSV = "fer2013.csv"             # header CANONICAL_HEADER: the layout download_fer writes
 ICML_CSV = "icml_face_data.csv"     # the same rows, header ICML_HEADER: columns in another order
-CANONICAL_HEADER = b"emotion,pixels,Usage"
+CANONICAL_HEADER = HEADER.encode()
 ICML_HEADER = b"emotion, Usage, pixels"
 # An archive is searched for these names in this order: fer2013.csv wins, as in torchvision.
 CSV_NAMES = (FER_CSV, ICML_CSV)
