@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_input_path import bench_input_only, load_faces, models_cfg, sync  # noqa: E402
 from bench_train_step import step_rate  # noqa: E402
 from benchmarks.common import REPO as ROOT, SHARED_DATA, parse, parser  # noqa: E402
-from staged_fer.config import load_params, section  # noqa: E402
+from staged_fer.config import load_params, read_stage_params, section  # noqa: E402
 from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
-from staged_fer.data.splits import build_split, read_schemes  # noqa: E402
+from staged_fer.data.splits import SplitsParams, build_split  # noqa: E402
 from staged_fer.evaluation.grid import SCHEMES  # noqa: E402
 from staged_fer.inputs.config import InputConfig  # noqa: E402
 from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
@@ -53,7 +53,7 @@ def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
 def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
     """One stage-1 epoch (train + validation) of AlexNet at 227 px on FER28, as train_stage1 runs it."""
     params = load_params(ROOT / "params.yaml")
-    split = build_split("fer28", read_schemes(params)["fer28"], {"fer": fer})
+    split = build_split("fer28", read_stage_params(params, SplitsParams).schemes["fer28"], {"fer": fer})
     cfg = models_cfg(227)
     stage = section({"stage1": {**params["stage1"], "batch_size": batch}}, "stage1", StageConfig)
     train = RuntimeConfig(1, device.type, False, True)

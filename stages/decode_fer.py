@@ -19,7 +19,7 @@ from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
-from staged_fer.data.fer_source import read_meta
+from staged_fer.data.fer_source.meta import read_meta
 from staged_fer.data.ferplus import FerLabelsConfig, relabel
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.io import save_npz, write_json

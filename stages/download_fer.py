@@ -7,7 +7,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
-from staged_fer.data.fer_source import FerConfig, fetch_fer
+from staged_fer.data.fer_source.config import FerConfig
+from staged_fer.data.fer_source.fetch import fetch_fer
 
 
 @dataclass(frozen=True)

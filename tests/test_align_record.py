@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from faces_samples import align_config
-from staged_fer.data.splits import build_split, load_split, read_schemes, save_split
+from staged_fer.config import read_stage_params
+from staged_fer.data.splits import SplitsParams, build_split, load_split, save_split
 from staged_fer.io import save_npz
 from staged_fer.errors import PipelineError
 from staged_fer.faces.record import align_config_from_record, align_record, align_record_json
@@ -44,7 +45,7 @@ def _data():
                                              ("emotiw", True), ("none", True)])
 def test_splits_carry_the_record_when_their_model_meets_aligned_faces(tmp_path, scheme, carries):
     fer, emotiw = _data()
-    schemes = read_schemes(baseline_params())
+    schemes = read_stage_params(baseline_params(), SplitsParams).schemes
     split = build_split(scheme, schemes.get(scheme), {"fer": fer, "emotiw": emotiw})
     sources = {"fer": tmp_path / "fer.npz", "emotiw": tmp_path / "emotiw.npz"}
     save_npz(sources["fer"], **fer)

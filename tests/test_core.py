@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from staged_fer.config import parse
-from staged_fer.data.splits import build_split, load_split, read_schemes, save_split
+from staged_fer.config import parse, read_stage_params
+from staged_fer.data.splits import SplitsParams, build_split, load_split, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import atomic_path, load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+SCHEMES = read_stage_params(PARAMS, SplitsParams).schemes
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _fake_sources():
 ])
 def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp_path):
     fer, emotiw = _fake_sources()
-    split = build_split(scheme, read_schemes(PARAMS).get(scheme), {"fer": fer, "emotiw": emotiw})
+    split = build_split(scheme, SCHEMES.get(scheme), {"fer": fer, "emotiw": emotiw})
     assert [len(b) for b in split.train] == train_sizes
     assert [len(b) for b in split.val] == val_sizes
     assert split.synthetic is synthetic
@@ -157,7 +158,8 @@ def test_schemes_compose_registered_parts_only(tmp_path):
     assert [b.name for b in split.train + split.val] == ["EmotiW Train", "FER PrivateTest"]
     with pytest.raises(PipelineError, match=r"`schemes.x`: train part 'emotiw.Test' is not registered; expected one of: "
                                             r"fer.Training, fer.PublicTest, fer.PrivateTest, emotiw.Train, emotiw.Val"):
-        read_schemes({"schemes": {"x": {"train": ["emotiw.Test"], "val": ["emotiw.Val"]}}})
+        read_stage_params({"schemes": {"x": {"train": ["emotiw.Test"], "val": ["emotiw.Val"]}},
+                           "stage1": {"data": "x"}, "stage2": {"data": "none"}}, SplitsParams)
     fer["labels"][fer["usage"] == "PrivateTest"] = -1
     with pytest.raises(PipelineError, match=r"data scheme 'fer32': FER PrivateTest \(fer.PrivateTest\) has no labelled faces"):
-        build_split("fer32", read_schemes(PARAMS)["fer32"], {"fer": fer, "emotiw": emotiw})
+        build_split("fer32", SCHEMES["fer32"], {"fer": fer, "emotiw": emotiw})

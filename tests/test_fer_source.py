@@ -17,9 +17,12 @@ import pytest
 
 from staged_fer.cli import run_stage
 from staged_fer.config import parse, section
-from staged_fer.data import fer_source
 from staged_fer.data.fer_decode import decode_fer_csv
-from staged_fer.data.fer_source import FerConfig, fetch_fer, read_meta
+from staged_fer.data.fer_source import kaggle_download
+from staged_fer.data.fer_source.config import FerConfig
+from staged_fer.data.fer_source.fetch import fetch_fer
+from staged_fer.data.fer_source.layouts import CANONICAL_MD5
+from staged_fer.data.fer_source.meta import read_meta
 from staged_fer.errors import PipelineError
 from tests.params_baseline import baseline_params
 
@@ -150,8 +153,8 @@ def test_canonical_md5_comes_from_torchvision_and_a_mismatch_writes_nothing(tmp_
 def test_canonical_md5_is_what_the_imported_torchvision_checks():
     from torchvision.datasets import FER2013
 
-    assert fer_source.canonical_md5("fer2013.csv") == FER2013._RESOURCES["fer"][1]
-    assert fer_source.canonical_md5("icml_face_data.csv") == FER2013._RESOURCES["icml"][1]
+    assert CANONICAL_MD5 == {"fer2013.csv": FER2013._RESOURCES["fer"][1],
+                             "icml_face_data.csv": FER2013._RESOURCES["icml"][1]}
 
 
 def test_explicit_md5_mismatch_writes_nothing(tmp_path, cfg, out):
@@ -301,7 +304,7 @@ def test_kaggle_download_goes_through_the_archive_checks(tmp_path, cfg, out, mon
             calls.append((competition, file_name))
             tar_gz(Path(path) / file_name, {"fer2013/fer2013.csv": fer_csv()})
 
-    monkeypatch.setattr(fer_source, "_kaggle_api", lambda: FakeApi())
+    monkeypatch.setattr(kaggle_download, "authenticated_api", lambda: FakeApi())
     meta = fetch_fer(replace(cfg, source="kaggle", md5=md5(fer_csv())), *out, seed=0)
     assert calls == [(cfg.kaggle_competition, "fer2013.tar.gz")]
     assert meta["origin"] == f"kaggle:{cfg.kaggle_competition}" and out[0].read_bytes() == fer_csv()
@@ -318,7 +321,7 @@ def test_kaggle_download_failure_hides_the_details(tmp_path, cfg, out, monkeypat
         def competition_download_file(self, *args, **kwargs):
             raise Refused("https://storage.example/signed?token=secret")
 
-    monkeypatch.setattr(fer_source, "_kaggle_api", lambda: FakeApi())
+    monkeypatch.setattr(kaggle_download, "authenticated_api", lambda: FakeApi())
     with pytest.raises(PipelineError) as err:
         fetch_fer(replace(cfg, source="kaggle"), *out, seed=0)
     assert "HTTP 403" in str(err.value) and "accept the competition's rules" in str(err.value)
@@ -335,6 +338,7 @@ def test_synthetic_source_writes_a_decodable_labelled_csv(cfg, out):
     meta = fetch_fer(small, *out, seed=3)
     assert meta["synthetic"] is True and meta["source"] == "synthetic" and meta["rows"] == 28
     assert meta["md5"] == md5(out[0].read_bytes()) and meta["md5_expected"] is None
+    assert sorted(p.name for p in out[0].parent.iterdir()) == ["fer2013.csv", "fer2013.meta.json"]
     arrays, report = decode_fer_csv(out[0])
     assert report["rows"] == 28
     assert {u: int((arrays["usage"] == u).sum()) for u in ("Training", "PublicTest", "PrivateTest")} == \

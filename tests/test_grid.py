@@ -32,9 +32,9 @@ def test_dry_run_prints_the_twelve_commands(capsys):
 
 
 def test_every_scheme_is_one_the_pipeline_builds():
-    from staged_fer.config import load_params
-    from staged_fer.data.splits import NONE, read_schemes
-    defined = (*read_schemes(load_params("params.yaml")), NONE)
+    from staged_fer.config import load_params, read_stage_params
+    from staged_fer.data.splits import NONE, SplitsParams
+    defined = (*read_stage_params(load_params("params.yaml"), SplitsParams).schemes, NONE)
     for s in grid.SCHEMES:
         assert s.stage1 in defined and s.stage2 in defined
         assert grid.scheme_of_params(s.stage1, s.stage2) is s

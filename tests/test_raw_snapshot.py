@@ -11,8 +11,9 @@ import yaml
 
 from staged_fer.cli import run_stage
 from staged_fer.config import section
-from staged_fer.data import fer_source
-from staged_fer.data.fer_source import FerConfig, fetch_fer
+from staged_fer.data.fer_source import fetch
+from staged_fer.data.fer_source.config import FerConfig
+from staged_fer.data.fer_source.fetch import fetch_fer
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
 from tests.params_baseline import baseline_params
@@ -64,14 +65,14 @@ def test_the_default_fer_folder_reads_its_one_file_and_names_the_key_when_empty(
 def test_a_fer_file_replaced_while_read_writes_nothing(tmp_path, cfg, monkeypatch):
     src = tmp_path / "fer2013.csv"
     src.write_bytes(fer_csv())
-    real = fer_source.write_canonical_csv
+    real = fetch.write_canonical_csv
 
     def read_then_replace(path, out, md5):
         found = real(path, out, md5)
         src.write_bytes(fer_csv(n=7))
         return found
 
-    monkeypatch.setattr(fer_source, "write_canonical_csv", read_then_replace)
+    monkeypatch.setattr(fetch, "write_canonical_csv", read_then_replace)
     out = tmp_path / "raw" / "fer2013.csv", tmp_path / "raw" / "fer2013.meta.json"
     with pytest.raises(PipelineError, match=r"^`fer.path`: .*fer2013.csv was changed while this stage read it"):
         fetch_fer(replace(cfg, path=str(src)), *out, seed=0)

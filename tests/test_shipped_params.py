@@ -6,8 +6,8 @@ makes this pass or fail.
 from staged_fer.config import read_stage_params, section
 from staged_fer.data.emotiw import EmotiwConfig
 from staged_fer.data.fer_decode import DecodeConfig
-from staged_fer.data.fer_source import FerConfig
-from staged_fer.data.splits import SchemeConfig, SplitsParams, read_schemes
+from staged_fer.data.fer_source.config import FerConfig
+from staged_fer.data.splits import SchemeConfig, SplitsParams
 from staged_fer.evaluation.metrics import EvaluateConfig
 from staged_fer.export import ExportConfig
 from staged_fer.faces.config import AlignConfig
@@ -35,7 +35,7 @@ def test_defaults_are_the_papers_configuration():
     splits = read_stage_params(params, SplitsParams)
     assert splits.scheme("stage1")[0] == "fer28"     # FER28 -> EmotiW: submission 3
     assert splits.scheme("stage2")[0] == "emotiw"
-    assert read_schemes(params) == splits.schemes == {   # Ng et al. section 4
+    assert splits.schemes == {   # Ng et al. section 4
         "fer28": SchemeConfig(("fer.Training",), ("fer.PublicTest",)),
         "fer32": SchemeConfig(("fer.Training", "fer.PublicTest"), ("fer.PrivateTest",)),
         "fer32_emotiw": SchemeConfig(("fer.Training", "fer.PublicTest", "emotiw.Train"), ("emotiw.Val",)),

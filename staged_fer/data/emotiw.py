@@ -25,7 +25,6 @@ from ..labels import EMOTIONS, LABEL_OF, UNLABELED
 from .raw_record import restore_hint
 
 LABELED_SPLITS = ("Train", "Val")
-SPLITS = ("Train", "Val", "Test")
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,8 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..labels import EMOTIONS, NUM_CLASSES
+from .fer_csv import HEADER, SIDE, USAGES
 
-HEADER = "emotion,pixels,Usage"
-USAGES = ("Training", "PublicTest", "PrivateTest")
-SIDE = 48
 PIXELS = SIDE * SIDE
 # Lines listed by number in the report when bad lines are skipped; the count is always exact.
 MAX_LISTED_LINES = 100

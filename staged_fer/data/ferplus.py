@@ -41,7 +41,6 @@ VOTES = HEADER[2:]
 FER_LABEL = {"neutral": LABEL_OF["Neutral"], "happiness": LABEL_OF["Happy"], "surprise": LABEL_OF["Surprise"],
              "sadness": LABEL_OF["Sad"], "anger": LABEL_OF["Angry"], "disgust": LABEL_OF["Disgust"],
              "fear": LABEL_OF["Fear"]}
-DROP_REASONS = ("no_image", "unknown", "not_a_face", "contempt")
 FILE_NAME = "fer2013new.csv"
 
 

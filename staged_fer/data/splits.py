@@ -33,10 +33,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import parse
 from ..errors import PipelineError
 from ..io import atomic_folder, load_npz, save_npz
 from ..store import INDEX, FaceRows, link_tree, open_faces
+from .fer_csv import USAGES
 
 NONE = "none"   # the scheme that trains nothing
 
@@ -115,7 +115,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {s.name: s for s in (
     # FER-2013's usages; sample ids are row indices of the decoded file.
-    Source("fer", "FER", "decoded FER-2013", "usage", ("Training", "PublicTest", "PrivateTest"), fer_bank, None,
+    Source("fer", "FER", "decoded FER-2013", "usage", USAGES, fer_bank, None,
            (ScoredPart("PublicTest"), ScoredPart("PrivateTest"))),
     # The target set's labelled splits; sample ids are paths under its root. Its Val scores the
     # stage-1 model too: single against double fine-tuning.
@@ -141,23 +141,6 @@ class SchemeConfig:
                 raise ValueError(f"{role} part {unknown[0]!r} is not registered; expected one of: {', '.join(PARTS)}")
 
 
-def _check_defined(schemes: Mapping[str, SchemeConfig]) -> None:
-    if not schemes:
-        raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
-    if NONE in schemes:
-        raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
-
-
-def read_schemes(params: Mapping[str, Any]) -> dict[str, SchemeConfig]:
-    """params.yaml's `schemes`, each checked against the registered parts."""
-    raw = params.get("schemes")
-    if not isinstance(raw, Mapping) or not raw:
-        raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
-    schemes = {name: parse(SchemeConfig, value, f"schemes.{name}") for name, value in raw.items()}
-    _check_defined(schemes)
-    return schemes
-
-
 @dataclass(frozen=True)
 class DataChoice:
     """The one key of `stage1` / `stage2` that build_splits reads."""
@@ -172,7 +155,10 @@ class SplitsParams:
     stage2: DataChoice = field(metadata={"part": True})
 
     def __post_init__(self) -> None:
-        _check_defined(self.schemes)
+        if not self.schemes:
+            raise PipelineError("params.yaml: missing section `schemes` (each data scheme's train and val parts)")
+        if NONE in self.schemes:
+            raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
         names = (*self.schemes, NONE)
         for stage in ("stage1", "stage2"):
             value = getattr(self, stage).data

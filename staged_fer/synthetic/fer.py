@@ -10,15 +10,11 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
+from staged_fer.data.fer_csv import HEADER, SIDE, USAGES
 from staged_fer.errors import PipelineError
 from staged_fer.io import atomic_path
 from staged_fer.labels import NUM_CLASSES
 from staged_fer.synthetic.faces import check_seed, render_face
-
-# Kaggle's row order: every Training row, then PublicTest, then PrivateTest.
-USAGES = ("Training", "PublicTest", "PrivateTest")
-HEADER = "emotion,pixels,Usage"
-SIZE = 48
 
 # Class shares in FER order (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral): a mild
 # version of FER-2013's imbalance (happy most common, disgust rarest) that still leaves
@@ -72,7 +68,7 @@ def _rows(counts: dict[str, int], seed: int) -> Iterator[tuple[int, np.ndarray, 
         np.random.default_rng([seed, u, 0]).shuffle(labels)
         for i, label in enumerate(labels):
             rng = np.random.default_rng([seed, u, 1, i])
-            yield int(label), render_face(rng, int(label), SIZE), usage
+            yield int(label), render_face(rng, int(label), SIDE), usage
 
 
 def write_fer_csv(path: str | os.PathLike, counts: dict[str, int], seed: int) -> None:
