@@ -33,8 +33,8 @@ from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
-from staged_fer.models.checkpoint import write_checkpoint
-from staged_fer.predict.checkpoint import load_classifier
+from staged_fer.models.checkpoint import Checkpoint
+from staged_fer.predict.checkpoint import load_as_recorded
 from staged_fer.predict.faces import Analyser
 from staged_fer.predict.run import predict
 from staged_fer.predict.sources import collect
@@ -82,12 +82,11 @@ def main() -> None:
         torch.manual_seed(0)
         state = build_model("alexnet", parse(ModelsConfig, models, "models"), pretrained=False).state_dict()
         ckpt = scratch / "stage2.pt"
-        write_checkpoint(ckpt, model="alexnet", state_dict=state,
-                         params={"seed": 0, "model": "alexnet", "models": models,
-                                 "input": {"resize": 256, "flip": True}}, epoch=1,
-                         best_val_acc=None, history=[], synthetic=True, scheme="emotiw",
-                         align=align_record(cfg))
-        classifier = load_classifier(ckpt, torch.device("cpu"), {"workers": args.workers})
+        Checkpoint(model="alexnet", state_dict=state,
+                   params={"seed": 0, "model": "alexnet", "models": models, "input": {"resize": 256, "flip": True}},
+                   epoch=1, best_val_acc=None, history=[], synthetic=True, scheme="emotiw",
+                   align=align_record(cfg)).write(ckpt)
+        model = load_as_recorded(ckpt, torch.device("cpu"), {"workers": args.workers})
         print(f"{what}; dlib landmarks, {worker_count(args.workers)} worker process(es), "
               f"{torch.get_num_threads()} torch threads, AlexNet at 227 px on the CPU", flush=True)
         align_times, predict_times = [], []
@@ -97,8 +96,8 @@ def main() -> None:
             align_times.append(time.perf_counter() - start)
             print(f"  round {r + 1}: aligner {align_times[-1]:.2f} s", flush=True)
             start = time.perf_counter()
-            with Analyser(classifier.align) as analyser:
-                counts = predict(sources, classifier, analyser, scratch / f"p{r}.csv", fps=2.0, batch_size=64,
+            with Analyser(model.align) as analyser:
+                counts = predict(sources, model, analyser, scratch / f"p{r}.csv", fps=2.0, batch_size=64,
                                  progress=False)
             predict_times.append(time.perf_counter() - start)
             print(f"  round {r + 1}: predict {predict_times[-1]:.2f} s", flush=True)

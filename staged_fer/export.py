@@ -26,7 +26,7 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ from .cli import run_stage
 from .errors import PipelineError
 from .io import atomic_path, read_json_object, write_json
 from .labels import EMOTIONS, NUM_CLASSES
+
+if TYPE_CHECKING:   # export() imports the model code when it runs, as it does the predict package
+    from .models.trained import TrainedModel
 
 FORMAT = "staged_fer-onnx-1"
 OPSET = 18
@@ -84,18 +87,19 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def _metrics(path: str | Path | None, run: dict) -> dict | None:
+def _metrics(path: str | Path | None, model: str) -> dict | None:
+    """The metrics file at ``path`` (None: none), checked to be of ``model``."""
     if path is None:
         return None
     metrics = read_json_object(path, "metrics file", "run `dvc repro evaluate`, or leave out --metrics")
-    if metrics.get("model", run["model"]) != run["model"]:
+    if metrics.get("model", model) != model:
         raise PipelineError(f"{path}: metrics of model {metrics['model']!r}, but the checkpoint holds "
-                            f"{run['model']!r}; pass the metrics of the same run")
+                            f"{model!r}; pass the metrics of the same run")
     return metrics
 
 
-def sidecar(classifier, checkpoint: Path, metrics: dict | None, onnx_name: str) -> dict:
-    run, spec, side = classifier.run, classifier.spec, classifier.face_side
+def sidecar(model: TrainedModel, metrics: dict | None, onnx_name: str) -> dict:
+    run, spec, side = model.run, model.spec, model.align.size
     return {
         "format": FORMAT,
         "onnx": onnx_name,
@@ -105,15 +109,15 @@ def sidecar(classifier, checkpoint: Path, metrics: dict | None, onnx_name: str) 
                                  "params below; resize, crop and normalisation are inside the graph"},
         "output": {"name": "probabilities", "dtype": "float32", "shape": ["N", NUM_CLASSES],
                    "description": "softmax probabilities, in the order of `classes`"},
-        "in_graph": {"resize": classifier.input.resize, "centre_crop": spec.size,
+        "in_graph": {"resize": model.input.resize, "centre_crop": spec.size,
                      "mean": list(spec.mean), "std": list(spec.std), "channels": "grey replicated to RGB"},
-        "align": run["align"],
-        "model": run["model"],
-        "scheme": run["scheme"],
-        "synthetic": bool(run["synthetic"]),
-        "training": {"epoch": run["epoch"], "best_val_acc": run["best_val_acc"], "params": run["params"]},
+        "align": run.align,
+        "model": run.model,
+        "scheme": run.scheme,
+        "synthetic": bool(run.synthetic),
+        "training": {"epoch": run.epoch, "best_val_acc": run.best_val_acc, "params": run.params},
         "metrics": metrics,
-        "checkpoint": {"file": checkpoint.name, "sha256": sha256(checkpoint)},
+        "checkpoint": {"file": model.path.name, "sha256": sha256(model.path)},
         "opset": OPSET,
     }
 
@@ -122,14 +126,13 @@ def export(checkpoint: str | Path, onnx_path: str | Path, metrics_path: str | Pa
     """Write the ONNX model and its sidecar (each under a temporary name, then renamed); returns the sidecar."""
     import warnings
 
-    from .predict.checkpoint import load_classifier
+    from .predict.checkpoint import load_as_recorded
 
-    checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
-    classifier = load_classifier(checkpoint, torch.device("cpu"), {"workers": 1, "device": "cpu"})
-    info = sidecar(classifier, checkpoint, _metrics(metrics_path, classifier.run), onnx_path.name)
-    graph = FacesToProbabilities(classifier.model, classifier.spec, classifier.input.resize,
-                                 classifier.face_side).eval()
-    side = classifier.face_side
+    onnx_path = Path(onnx_path)
+    model = load_as_recorded(checkpoint, torch.device("cpu"), {"workers": 1, "device": "cpu"})
+    info = sidecar(model, _metrics(metrics_path, model.run.model), onnx_path.name)
+    side = model.align.size
+    graph = FacesToProbabilities(model.network, model.spec, model.input.resize, side).eval()
     example = torch.zeros(2, side, side, dtype=torch.uint8)   # 2, not 1: a batch of 1 would be specialised
     with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the exporter's notes on its own internals

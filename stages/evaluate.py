@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     # Imported here so that --help answers without loading torch.
-    from staged_fer.evaluation.inference import EvaluateParams, Predictor
+    from staged_fer.evaluation.checkpoints import EvaluateParams, Predictor
     params = read_stage_params(load_params(args.params), EvaluateParams)
     cfg, seed = params.evaluate, params.seed
     gpus = acquire(1, "evaluate", cpu_only=cfg.device == "cpu")   # before anything starts CUDA
@@ -54,9 +54,7 @@ def main(argv=None) -> None:
                   plots_dir=args.plots, reports_dir=args.reports)
     if args.card:
         from staged_fer.evaluation.model_card import write_model_card
-        runs = {role: {k: v for k, v in ckpt.items() if k != "state_dict"}
-                for role, (_, _, ckpt) in predictor.models.items()}
-        write_model_card(args.card, scored, cfg, seed, runs, args.reports, info["gpus"])
+        write_model_card(args.card, scored, cfg, seed, predictor.runs, args.reports, info["gpus"])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from faces_samples import align_config
 from staged_fer.config import parse
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
-from staged_fer.models.checkpoint import write_checkpoint
+from staged_fer.models.checkpoint import Checkpoint
 from tests.params_baseline import baseline_params
 
 # Every registered model from random weights; AlexNet at its smallest input.
@@ -48,7 +48,7 @@ def write_small_checkpoint(path: Path, state_dict: dict, **fields) -> Path:
                   history=[{"epoch": 1, "val_acc": 0.4}], synthetic=True, scheme="emotiw",
                   align=align_record_dlib())
     values.update(fields)
-    write_checkpoint(path, **values)
+    Checkpoint(**values).write(path)
     return path
 
 

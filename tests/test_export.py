@@ -12,7 +12,7 @@ from model_samples import PARAMS, align_record_dlib, small_checkpoint, small_wei
 from staged_fer.cli import run_stage
 from staged_fer.export import main, sidecar_path
 from staged_fer.labels import EMOTIONS
-from staged_fer.predict.checkpoint import load_classifier
+from staged_fer.predict.checkpoint import load_as_recorded
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,13 @@ def test_onnxruntime_agrees_with_pytorch_on_every_prediction(exported):
     import onnxruntime as ort
 
     ckpt, onnx_path = exported
-    classifier = load_classifier(ckpt, torch.device("cpu"), {"workers": 1})
+    model = load_as_recorded(ckpt, torch.device("cpu"), {"workers": 1})
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     assert (inp.name, inp.type, inp.shape[1:]) == ("faces", "tensor(uint8)", [256, 256])
     assert (out.name, out.type, out.shape[1:]) == ("probabilities", "tensor(float)", [7])
     batch = faces(24, seed=1)
-    torch_p = classifier.predict(batch, batch_size=24)
+    torch_p = model.predict_proba(batch, batch_size=24)
     for part in (slice(0, 1), slice(1, 6), slice(None)):      # the batch size is dynamic
         onnx_p = session.run(None, {"faces": batch[part]})[0]
         np.testing.assert_allclose(onnx_p, torch_p[part], atol=1e-4, rtol=0)

@@ -149,16 +149,16 @@ def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     """`evaluate`'s Predictor, device cuda vs cpu, on 1000 faces: >= 99.5% the same class.
     It runs with the default TF32 convolutions, as the stage does."""
     from staged_fer.config import read_stage_params
-    from staged_fer.evaluation.inference import EvaluateParams, Predictor
-    from staged_fer.models.checkpoint import write_checkpoint
+    from staged_fer.evaluation.checkpoints import EvaluateParams, Predictor
+    from staged_fer.models.checkpoint import Checkpoint
     params = baseline_params()
     params["models"]["alexnet"]["weights"] = "none"
     cfg = models_cfg()
     torch.manual_seed(0)
     model = build_model("alexnet", cfg, num_classes=NUM_CLASSES, pretrained=False)
     ckpt = tmp_path / "model.pt"
-    write_checkpoint(ckpt, model="alexnet", state_dict=model.state_dict(), params=params, epoch=0,
-                     best_val_acc=None, history=[], synthetic=True, scheme="fer28")
+    Checkpoint(model="alexnet", state_dict=model.state_dict(), params=params, epoch=0,
+               best_val_acc=None, history=[], synthetic=True, scheme="fer28").write(ckpt)
     images, _ = faces(1000, 48, 4)
     proba = {}
     for device in ("cpu", "cuda"):

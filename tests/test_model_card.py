@@ -11,6 +11,7 @@ from staged_fer.config import parse
 from staged_fer.evaluation.metrics import EvaluateConfig, classification_metrics, cost_matrix
 from staged_fer.evaluation.model_card import write_model_card
 from staged_fer.evaluation.scoring import evaluation_sets, score
+from staged_fer.models.checkpoint import Checkpoint
 from tests.test_evaluation import fake_predict, make_data
 
 CFG = parse(EvaluateConfig, {"bootstrap": 50, "batch_size": 8, "device": "cpu",
@@ -18,10 +19,12 @@ CFG = parse(EvaluateConfig, {"bootstrap": 50, "batch_size": 8, "device": "cpu",
 
 
 def runs(synthetic: bool) -> dict:
-    stage1 = {"model": "alexnet", "scheme": "fer28", "synthetic": synthetic, "epoch": 3, "best_val_acc": 0.41,
-              "params": {**PARAMS, "stage1": {**PARAMS["stage2"], "data": "fer28", "epochs": 8}}, "align": None}
-    final = {"model": "alexnet", "scheme": "emotiw", "synthetic": synthetic, "epoch": 2, "best_val_acc": 0.37,
-             "params": PARAMS, "align": align_record_dlib()}
+    """The two checkpoints' records of their runs, without weights (as ``TrainedModel.run`` holds them)."""
+    stage1 = Checkpoint(model="alexnet", state_dict={}, scheme="fer28", synthetic=synthetic, epoch=3,
+                        best_val_acc=0.41, history=[],
+                        params={**PARAMS, "stage1": {**PARAMS["stage2"], "data": "fer28", "epochs": 8}}, align=None)
+    final = Checkpoint(model="alexnet", state_dict={}, scheme="emotiw", synthetic=synthetic, epoch=2,
+                       best_val_acc=0.37, history=[], params=PARAMS, align=align_record_dlib())
     return {"stage1": stage1, "final": final}
 
 

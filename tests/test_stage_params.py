@@ -16,7 +16,7 @@ import yaml
 from staged_fer.config import param_key, read_stage_params, section_keys
 from staged_fer.data.splits import SplitsParams
 from staged_fer.errors import PipelineError
-from staged_fer.evaluation.inference import EvaluateParams
+from staged_fer.evaluation.checkpoints import EvaluateParams
 from staged_fer.models import MODEL_NAMES
 from staged_fer.training.stage import SharedParams, read_params
 from tests.params_baseline import baseline_params

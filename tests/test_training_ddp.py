@@ -109,7 +109,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     import subprocess
     import sys
     from staged_fer.data.splits import save_split
-    from staged_fer.models.checkpoint import read_checkpoint
+    from staged_fer.models.checkpoint import Checkpoint
 
     save_split(tmp_path / "stage1", split(), {})
     params = baseline_params()
@@ -125,6 +125,6 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "x2" in proc.stderr
-    ckpt = read_checkpoint(tmp_path / "stage1.pt")
-    assert ckpt["epoch"] == 1 and len(ckpt["history"]) == 1
+    ckpt = Checkpoint.read(tmp_path / "stage1.pt")
+    assert ckpt.epoch == 1 and len(ckpt.history) == 1
     assert (tmp_path / "live" / "metrics.json").is_file()

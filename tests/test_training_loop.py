@@ -12,7 +12,7 @@ from torch import nn
 
 import staged_fer.models as models
 from staged_fer.data.splits import Bank, Split, save_split
-from staged_fer.models.checkpoint import read_checkpoint
+from staged_fer.models.checkpoint import Checkpoint
 from staged_fer.training import loop, resume
 from staged_fer.training.loop import class_weights
 from staged_fer.training.stage import run
@@ -78,7 +78,7 @@ def write_project(tmp: Path, **overrides) -> Path:
 def train1(tmp: Path, out="stage1.pt", live="live1"):
     run("stage1", split_path=tmp / "stage1", out_path=tmp / out, live_dir=tmp / live,
         params_path=tmp / "params.yaml", init_path=None, script="unused", argv=[], progress=False)
-    return read_checkpoint(tmp / out)
+    return Checkpoint.read(tmp / out)
 
 
 def live_files(live: Path) -> dict[str, str]:
@@ -97,14 +97,14 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path, tiny_models):
         d.mkdir()
         write_project(d)
     a, b = train1(first), train1(second)
-    assert a["history"] == b["history"] and len(a["history"]) == 3
+    assert a.history == b.history and len(a.history) == 3
     assert live_files(first / "live1") == live_files(second / "live1")
-    assert_same_weights(a["state_dict"], b["state_dict"])
+    assert_same_weights(a.state_dict, b.state_dict)
     # A different seed is a different run (guards against a test that cannot fail).
     third = tmp_path / "c"
     third.mkdir()
     write_project(third, seed=1)
-    assert train1(third)["history"] != a["history"]
+    assert train1(third).history != a.history
 
 
 class Killed(Exception):
@@ -138,8 +138,8 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tin
     capsys.readouterr()
     resumed = train1(broken)
     assert "resuming after epoch 2" in capsys.readouterr().err
-    assert_same_weights(resumed["state_dict"], reference["state_dict"])
-    assert resumed["history"] == reference["history"] and resumed["epoch"] == reference["epoch"]
+    assert_same_weights(resumed.state_dict, reference.state_dict)
+    assert resumed.history == reference.history and resumed.epoch == reference.epoch
     assert live_files(broken / "live1") == live_files(whole / "live1")
     assert not (broken / ".resume" / "train_stage1").exists()
 
@@ -161,7 +161,7 @@ def test_state_of_other_params_is_never_used(tmp_path, tiny_models, monkeypatch,
     capsys.readouterr()
     ckpt = train1(tmp_path)
     assert "resuming" not in capsys.readouterr().err
-    assert len(ckpt["history"]) == 3 and not old[0].exists()
+    assert len(ckpt.history) == 3 and not old[0].exists()
 
 
 def test_keeps_the_best_epoch_earlier_on_ties_and_follows_the_schedule(tmp_path, tiny_models, monkeypatch):
@@ -170,9 +170,9 @@ def test_keeps_the_best_epoch_earlier_on_ties_and_follows_the_schedule(tmp_path,
     real_evaluate = loop.Trainer.evaluate
     monkeypatch.setattr(loop.Trainer, "evaluate", lambda self: (real_evaluate(self), next(scripted))[1])
     best = train1(tmp_path)
-    assert best["epoch"] == 2 and best["best_val_acc"] == 0.7
-    assert [h["lr"] for h in best["history"]] == pytest.approx([0.05, 0.05, 0.005, 0.005])
-    assert [h["val_acc"] for h in best["history"]] == [0.5, 0.7, 0.7, 0.6]
+    assert best.epoch == 2 and best.best_val_acc == 0.7
+    assert [h["lr"] for h in best.history] == pytest.approx([0.05, 0.05, 0.005, 0.005])
+    assert [h["val_acc"] for h in best.history] == [0.5, 0.7, 0.7, 0.6]
     metrics = json.loads((tmp_path / "live1" / "metrics.json").read_text())
     assert metrics == {"kept_epoch": 2, "best_val_acc": 0.7}
 
@@ -180,14 +180,14 @@ def test_keeps_the_best_epoch_earlier_on_ties_and_follows_the_schedule(tmp_path,
     monkeypatch.setattr(loop.Trainer, "evaluate", real_evaluate)
     write_project(tmp_path, stage1__epochs=2, stage1__keep="last")
     last = train1(tmp_path, out="last.pt", live="live_last")
-    assert last["epoch"] == 2
-    assert_same_weights(last["state_dict"], best["state_dict"])
+    assert last.epoch == 2
+    assert_same_weights(last.state_dict, best.state_dict)
 
 
 def test_training_learns_the_synthetic_faces(tmp_path, tiny_models):
     write_project(tmp_path, stage1__epochs=12, stage1__lr_step=100, stage1__lr=0.2)
     ckpt = train1(tmp_path)
-    assert ckpt["best_val_acc"] > 0.5, ckpt["history"]
+    assert ckpt.best_val_acc > 0.5, ckpt.history
 
 
 def test_class_weights_balance_the_classes():

@@ -15,8 +15,8 @@ from staged_fer.config import load_params, section
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.inputs.config import InputConfig
 from staged_fer.models import MODEL_NAMES, ModelsConfig, build_model
-from staged_fer.models.checkpoint import load_checkpoint, read_checkpoint
-from staged_fer.models.inference import predict_proba
+from staged_fer.models.checkpoint import Checkpoint
+from staged_fer.models.trained import TrainedModel
 from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +89,9 @@ def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
     assert not (tmp_path / ".resume" / "train_stage1").exists()
     # What evaluation does with it.
     params = load_params(tmp_path / "params.yaml")
-    model, spec, _ = load_checkpoint(tmp_path / "models" / "stage2.pt", section(params, "models", ModelsConfig), "cpu")
-    probs = predict_proba(model, spec, faces(3, 256, 9)[0], section(params, "input", InputConfig), "cpu")
+    model = TrainedModel.load(tmp_path / "models" / "stage2.pt", "cpu", section(params, "models", ModelsConfig),
+                              section(params, "input", InputConfig))
+    probs = model.predict_proba(faces(3, 256, 9)[0])
     assert probs.shape == (3, 7)
 
 
@@ -98,16 +99,16 @@ def test_none_schemes_pass_the_weights_through(tmp_path):
     project(tmp_path, stage1="none", stage2="none")
     assert run_stage(train_stage1.main, args1(tmp_path)) == 0
     assert run_stage(train_stage2.main, args2(tmp_path)) == 0
-    s1 = read_checkpoint(tmp_path / "models" / "stage1.pt")
-    s2 = read_checkpoint(tmp_path / "models" / "stage2.pt")
-    assert s1["epoch"] == 0 and s1["history"] == [] and s1["scheme"] == "none" and s1["best_val_acc"] is None
+    s1 = Checkpoint.read(tmp_path / "models" / "stage1.pt")
+    s2 = Checkpoint.read(tmp_path / "models" / "stage2.pt")
+    assert s1.epoch == 0 and s1.history == [] and s1.scheme == "none" and s1.best_val_acc is None
     # The ImageNet initialisation (here `weights: none`: the seeded random init) with its fresh head.
     torch.manual_seed(load_params(tmp_path / "params.yaml")["seed"])
     fresh = build_model("alexnet", section(load_params(tmp_path / "params.yaml"), "models", ModelsConfig))
     for key, value in fresh.state_dict().items():
-        assert torch.equal(s1["state_dict"][key], value), key
-        assert torch.equal(s2["state_dict"][key], value), key
-    assert s2["epoch"] == 0 and s2["scheme"] == "none" and "stage2" in s2["params"]
+        assert torch.equal(s1.state_dict[key], value), key
+        assert torch.equal(s2.state_dict[key], value), key
+    assert s2.epoch == 0 and s2.scheme == "none" and "stage2" in s2.params
     metrics = json.loads((tmp_path / "live" / "stage2" / "metrics.json").read_text())
     assert metrics == {"kept_epoch": 0}
     assert (tmp_path / "live" / "stage2" / "plots" / "metrics").is_dir()
@@ -174,11 +175,11 @@ def test_stage_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path
     assert not (killed / "models" / "stage1.pt").exists()
     rerun = subprocess.run(cmd + args1(killed), env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "resuming after epoch" in rerun.stderr, rerun.stderr[-2000:]
-    a = read_checkpoint(whole / "models" / "stage1.pt")
-    b = read_checkpoint(killed / "models" / "stage1.pt")
-    assert a["history"] == b["history"] and a["epoch"] == b["epoch"]
-    for key, value in a["state_dict"].items():
-        assert torch.equal(b["state_dict"][key], value), key
+    a = Checkpoint.read(whole / "models" / "stage1.pt")
+    b = Checkpoint.read(killed / "models" / "stage1.pt")
+    assert a.history == b.history and a.epoch == b.epoch
+    for key, value in a.state_dict.items():
+        assert torch.equal(b.state_dict[key], value), key
     assert not (killed / ".resume").exists()
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from ..io import write_text
 from ..labels import EMOTIONS
-from ..models.checkpoint import run_params
+from ..models.checkpoint import Checkpoint
 from .metrics import EvaluateConfig, classification_metrics, cost_matrix
 from .scoring import Scored
 
@@ -70,17 +70,17 @@ def _metric_rows(scored: list[Scored], cfg: EvaluateConfig, seed: int) -> list[s
     return rows
 
 
-def _training_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _training_rows(runs: Mapping[str, Checkpoint]) -> list[str]:
     rows = ["| | " + " | ".join(STAGE_KEYS) + " | kept epoch | best val. acc. % |",
             "|---|" + "---|" * (len(STAGE_KEYS) + 2)]
     for role, stage in (("stage1", "stage1"), ("final", "stage2")):
         run = runs.get(role)
         if run is None:
             continue
-        section = run["params"].get(stage, {})
-        best = run.get("best_val_acc")
-        rows.append(f"| {stage} ({run['scheme']}) | " + " | ".join(str(section.get(k, "")) for k in STAGE_KEYS)
-                    + f" | {run.get('epoch', '')} | {'' if best is None else _pct(best)} |")
+        section = run.params.get(stage, {})
+        best = run.best_val_acc
+        rows.append(f"| {stage} ({run.scheme}) | " + " | ".join(str(section.get(k, "")) for k in STAGE_KEYS)
+                    + f" | {run.epoch} | {'' if best is None else _pct(best)} |")
     return rows
 
 
@@ -97,17 +97,17 @@ def gpu_line(gpus: Mapping[str, Mapping[str, Any] | None] | None) -> str:
     return "GPUs (ids as in CUDA_VISIBLE_DEVICES): " + ("; ".join(parts) if parts else "not recorded") + "."
 
 
-def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mapping[str, Mapping[str, Any]],
+def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mapping[str, Checkpoint],
                figures: str, gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> str:
-    """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' run facts (their
-    dicts without weights do); ``figures``: the folder of confusion PNGs, relative to the card;
-    ``gpus``: the GPU slots of each step, as in ``reports/eval/scores.json``."""
+    """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' records of their runs
+    (``TrainedModel.run``; no weights needed); ``figures``: the folder of confusion PNGs, relative
+    to the card; ``gpus``: the GPU slots of each step, as in ``reports/eval/scores.json``."""
     final = runs["final"]
-    params = run_params(final, "the final checkpoint")
+    params = final.run_params("the final checkpoint")
     name = params.model
     net = getattr(params.models, name)
-    synthetic = any(s.set.synthetic for s in scored) or any(bool(r.get("synthetic")) for r in runs.values())
-    scheme = " -> ".join(runs[r]["scheme"] for r in ("stage1", "final") if r in runs)
+    synthetic = any(s.set.synthetic for s in scored) or any(bool(r.synthetic) for r in runs.values())
+    scheme = " -> ".join(runs[r].scheme for r in ("stage1", "final") if r in runs)
     lines = [f"# Model card: {name}, {scheme}", ""]
     if synthetic:
         lines += ["> **Synthetic data.** This model was trained or scored on the pipeline's synthetic "
@@ -120,7 +120,7 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
         "fine-tuned in two stages (Ng et al., ICMI 2015).",
         "- Output: probabilities of the seven classes, in this order: " + ", ".join(EMOTIONS) + ".",
         f"- Input: one face, aligned and cropped by the pipeline with the `align` params below, "
-        f"grayscale {final.get('align', {}).get('size', '?') if final.get('align') else '?'} px; "
+        f"grayscale {final.align.get('size', '?') if final.align else '?'} px; "
         f"resized to {params.input.resize} and centre-cropped inside the model's input path.",
         "- Files: `models/stage2.pt` (this model) and `models/stage1.pt`; "
         "`python -m staged_fer.predict` classifies photos and videos with it, "
@@ -129,9 +129,9 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
     ]
     for role, stage in (("stage1", "Stage 1"), ("final", "Stage 2")):
         if role in runs:
-            s = runs[role]["scheme"]
+            s = runs[role].scheme
             lines.append(f"- {stage}: `{s}`: {SCHEMES.get(s, s)}.")
-    align = final.get("align")
+    align = final.align
     if align:
         det = align.get("detector", {})
         lines.append(f"- Faces: OpenCV Viola-Jones (frontal and profile; scale factor {det.get('scale_factor')}, "
@@ -158,7 +158,7 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
 
 
 def write_model_card(path: str | os.PathLike, scored: list[Scored], cfg: EvaluateConfig, seed: int,
-                     runs: Mapping[str, Mapping[str, Any]], reports_dir: str | os.PathLike,
+                     runs: Mapping[str, Checkpoint], reports_dir: str | os.PathLike,
                      gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
     path = Path(path)
     figures = Path(os.path.relpath(Path(reports_dir).resolve(), path.parent.resolve())).as_posix()

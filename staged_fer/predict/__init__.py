@@ -5,9 +5,9 @@
 Each face is found and aligned by the pipeline's own face preparation (staged_fer/faces) with
 the `align` params recorded in the checkpoint, so the model sees faces cropped exactly like
 the ones it was trained and scored on, whatever params.yaml says today; then it is scored by
-the validation input path of training (staged_fer/models/inference.py).
+the validation input path of training (staged_fer/models/trained.py).
 
-  checkpoint.py  the model and its run's face preparation, from one checkpoint
+  checkpoint.py  the model with its run's input path and face preparation, from one checkpoint
   sources.py     the inputs: image files, folders (recursively), videos sampled at --fps
   faces.py       every face of one photo or frame, found and aligned (worker processes)
   annotate.py    copies of the inputs with boxes and labels drawn

@@ -44,26 +44,26 @@ def main(argv=None) -> None:
         raise PipelineError("--device cuda: no CUDA device is available (use auto or cpu)")
     from ..devices import resolve_device
     from .annotate import Annotations
-    from .checkpoint import load_classifier
+    from .checkpoint import load_as_recorded
     from .faces import Analyser
     from .run import predict
     from .sources import collect
 
     sources = collect(args.inputs)
     device = resolve_device(args.device, "--device")
-    classifier = load_classifier(args.model, device, {"workers": args.workers, "device": args.device})
+    model = load_as_recorded(args.model, device, {"workers": args.workers, "device": args.device})
     fan = None
-    if classifier.align.landmarks == "fan":
+    if model.align.landmarks == "fan":
         from ..faces.landmarks import load_fan
         fan = load_fan(str(device))
-    run = classifier.run
-    print(f"{args.model}: {run['model']}, {run['scheme']}{' (synthetic data)' if run['synthetic'] else ''}; "
-          f"faces aligned with its run's align params ({classifier.align.landmarks} landmarks, "
-          f"min_fit {classifier.align.min_fit}, {classifier.face_side} px); model on {device}", file=sys.stderr)
+    run, align = model.run, model.align
+    print(f"{args.model}: {run.model}, {run.scheme}{' (synthetic data)' if run.synthetic else ''}; "
+          f"faces aligned with its run's align params ({align.landmarks} landmarks, "
+          f"min_fit {align.min_fit}, {align.size} px); model on {device}", file=sys.stderr)
     annotations = Annotations(args.annotate, args.fps) if args.annotate else None
     try:
-        with Analyser(classifier.align, fan) as analyser:
-            counts = predict(sources, classifier, analyser, args.out, fps=args.fps, batch_size=args.batch_size,
+        with Analyser(align, fan) as analyser:
+            counts = predict(sources, model, analyser, args.out, fps=args.fps, batch_size=args.batch_size,
                              annotations=annotations, progress=not args.quiet)
         if annotations is not None:
             annotations.commit(replace=args.overwrite)

@@ -19,8 +19,8 @@ import numpy as np
 
 from ..io import atomic_path
 from ..labels import EMOTIONS
+from ..models.trained import TrainedModel
 from .annotate import Annotations, draw, label_of, read_colour
-from .checkpoint import Classifier
 from .faces import ALIGNED_FACE, REJECTED_FACE, Analysed, Analyser, Job, is_aligned
 from .sources import Source, VideoUnreadable, sample_frames, video_frame_count
 
@@ -149,7 +149,7 @@ def _drawn(p: _Pending) -> list:
             for f in p.result.faces]
 
 
-def predict(sources: Sequence[Source], classifier: Classifier, analyser: Analyser, csv_path: str | Path, *,
+def predict(sources: Sequence[Source], model: TrainedModel, analyser: Analyser, csv_path: str | Path, *,
             fps: float, batch_size: int, annotations: Annotations | None = None,
             progress: bool = True) -> Counts:
     """Run every source through faces and model; write the CSV (and annotations, not committed)."""
@@ -173,7 +173,7 @@ def predict(sources: Sequence[Source], classifier: Classifier, analyser: Analyse
             for p, res in zip(readable, results()):
                 p.result = res
             faces = [f.face for p in readable for f in p.result.faces if is_aligned(f)]
-            proba = classifier.predict(np.stack(faces), batch_size) if faces else np.empty((0, len(EMOTIONS)))
+            proba = model.predict_proba(np.stack(faces), batch_size) if faces else np.empty((0, len(EMOTIONS)))
             taken = 0
             for p in readable:
                 n = sum(is_aligned(f) for f in p.result.faces)

@@ -29,7 +29,7 @@ from ..gpus import acquire, held
 from ..inputs.config import InputConfig
 from ..labels import NUM_CLASSES
 from ..models import ModelName, ModelsConfig
-from ..models.checkpoint import read_checkpoint, write_checkpoint
+from ..models.checkpoint import Checkpoint
 from .config import StageConfig, RuntimeConfig
 from .distributed import Dist, barrier, relaunch_under_torchrun, start, stop
 from .live import LiveLog
@@ -132,12 +132,12 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
                             f"`{stage}.data` is {p.stage.data!r}; run `dvc repro build_splits`")
     init = None
     if stage == "stage2":
-        init = read_checkpoint(init_path)
-        if init["model"] != p.model:
-            raise PipelineError(f"{init_path}: holds model {init['model']!r} but params.yaml `model` is "
+        init = Checkpoint.read(init_path)
+        if init.model != p.model:
+            raise PipelineError(f"{init_path}: holds model {init.model!r} but params.yaml `model` is "
                                 f"{p.model!r}; rerun train_stage1")
-    synthetic = split.synthetic or bool(init is not None and init["synthetic"])
-    align = json.loads(split.align) if split.align else (init or {}).get("align")
+    synthetic = split.synthetic or bool(init is not None and init.synthetic)
+    align = json.loads(split.align) if split.align else (init.align if init is not None else None)
 
     if split.empty:
         # Scheme "none": nothing to train; pass the starting weights through.
@@ -145,12 +145,12 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
             torch.manual_seed(p.seed)   # the fresh 7-way head
             state = build_model(p.model, p.models, num_classes=NUM_CLASSES, pretrained=True).state_dict()
         else:
-            state = init["state_dict"]
+            state = init.state_dict
         if ctx.main:
-            write_checkpoint(out_path, model=p.model, state_dict=state, params=p.raw, epoch=0,
-                             best_val_acc=None, history=[], synthetic=synthetic, scheme=split.scheme,
-                             selected_on=None if init is None else init.get("selected_on"), align=align,
-                             gpus=held(gpus))
+            Checkpoint(model=p.model, state_dict=state, params=p.raw, epoch=0, best_val_acc=None, history=[],
+                       synthetic=synthetic, scheme=split.scheme,
+                       selected_on=None if init is None else init.selected_on, align=align,
+                       gpus=held(gpus)).write(out_path)
             LiveLog(live_dir, synthetic).finish(0, None)
         barrier(ctx)
         return
@@ -161,7 +161,7 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     torch.manual_seed(p.seed)
     model = build_model(p.model, p.models, num_classes=NUM_CLASSES, pretrained=init is None)
     if init is not None:
-        model.load_state_dict(init["state_dict"])
+        model.load_state_dict(init.state_dict)
     spec = input_spec(p.model, p.models)
     key_files = split_files(split_path) + ([init_path] if init_path is not None else [])
     store = ResumeStore(resume_root(params_path, stage), run_key(p.raw, key_files))
@@ -183,10 +183,9 @@ def _run(stage: StageName, p: StageParams, ctx: Dist, device: torch.device, *, s
     except BatchTooLarge as exc:
         raise PipelineError(batch_too_large_message(stage, exc, device)) from None
     if ctx.main:
-        write_checkpoint(out_path, model=p.model, state_dict=result.state_dict, params=p.raw,
-                         epoch=result.epoch, best_val_acc=result.best_val_acc, history=result.history,
-                         synthetic=synthetic, scheme=split.scheme, selected_on=selected_on, align=align,
-                         gpus=held(gpus))
+        Checkpoint(model=p.model, state_dict=result.state_dict, params=p.raw, epoch=result.epoch,
+                   best_val_acc=result.best_val_acc, history=result.history, synthetic=synthetic,
+                   scheme=split.scheme, selected_on=selected_on, align=align, gpus=held(gpus)).write(out_path)
         live.finish(result.epoch, result.best_val_acc)
         store.clear()
     barrier(ctx)

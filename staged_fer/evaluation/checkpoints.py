@@ -9,10 +9,10 @@ import numpy as np
 
 from ..devices import resolve_device
 from ..errors import PipelineError
-from ..models import ModelName, ModelsConfig
 from ..inputs.config import InputConfig
-from ..models.checkpoint import load_checkpoint
-from ..models.inference import predict_proba
+from ..models import ModelName, ModelsConfig
+from ..models.checkpoint import Checkpoint
+from ..models.trained import TrainedModel
 from .metrics import EvaluateConfig
 
 
@@ -31,32 +31,35 @@ class Predictor:
     model params.yaml names, so a stale checkpoint is never scored under another name."""
 
     def __init__(self, params: EvaluateParams, params_path: str, checkpoints: Mapping[str, str]):
-        self.models_cfg = params.models
-        self.input_cfg = params.input
         self.model_name = params.model
         self.batch_size = params.evaluate.batch_size
         self.device = resolve_device(params.evaluate.device, "evaluate.device")
-        self.models = {}
+        self.models: dict[str, TrainedModel] = {}
         for role, path in checkpoints.items():
-            model, spec, ckpt = load_checkpoint(path, self.models_cfg, self.device)
-            if ckpt["model"] != self.model_name:
-                raise PipelineError(f"{path}: checkpoint holds model {ckpt['model']!r} but {params_path} "
+            model = TrainedModel.load(path, self.device, params.models, params.input)
+            if model.run.model != self.model_name:
+                raise PipelineError(f"{path}: checkpoint holds model {model.run.model!r} but {params_path} "
                                     f"`model` is {self.model_name!r}; run `dvc repro` to retrain")
-            self.models[role] = (model, spec, ckpt)
+            self.models[role] = model
 
     def __call__(self, role: str, images: np.ndarray) -> np.ndarray:
-        model, spec, _ = self.models[role]
-        return predict_proba(model, spec, images, self.input_cfg, self.device, batch_size=self.batch_size)
+        return self.models[role].predict_proba(images, batch_size=self.batch_size)
 
     def synthetic(self, role: str) -> bool:
         """Whether the model was trained on any synthetic data."""
-        return bool(self.models[role][2]["synthetic"])
+        return bool(self.models[role].run.synthetic)
+
+    @property
+    def runs(self) -> dict[str, Checkpoint]:
+        """Each role's record of its run (the model card's facts)."""
+        return {role: model.run for role, model in self.models.items()}
 
     def info(self, gpus: dict | None = None) -> dict:
         """Run facts for the reports: which model and schemes were scored, and the GPU slots
         each step was given (``gpus``: this evaluation's; staged_fer/gpus.py)."""
+        runs = self.runs
         return {"model": self.model_name,
-                "scheme": f"{self.models['stage1'][2]['scheme']} -> {self.models['final'][2]['scheme']}",
-                "selected_on": {role: ckpt.get("selected_on") for role, (_, _, ckpt) in self.models.items()},
-                "gpus": {"train_stage1": self.models["stage1"][2].get("gpus"),
-                         "train_stage2": self.models["final"][2].get("gpus"), "evaluate": gpus}}
+                "scheme": f"{runs['stage1'].scheme} -> {runs['final'].scheme}",
+                "selected_on": {role: run.selected_on for role, run in runs.items()},
+                "gpus": {"train_stage1": runs["stage1"].gpus, "train_stage2": runs["final"].gpus,
+                         "evaluate": gpus}}
