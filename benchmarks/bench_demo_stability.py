@@ -3,7 +3,7 @@
 The demo's data are built once, as the demo builds them: the stage scripts download_fer,
 decode_fer, align_emotiw and build_splits with the committed params.yaml plus the demo's
 overrides (staged_fer/demo.py) for --model (AlexNet by default). Then, for every (seed, threads), the
-stage scripts train_stage1, train_stage2 and evaluate run in a fresh process with
+stage scripts train (stage1, then stage2) and evaluate run in a fresh process with
 OMP_NUM_THREADS=threads (torch's intra-op threads) and `seed` set to the seed, which drives
 the initial weights, batch order, crops, flips and dropout. Thread counts change the order of
 floating-point sums, the way another CPU does; seeds stand for everything else a machine can
@@ -117,9 +117,9 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
     log.write_text("")
     r, d = str(run), str(data)
     started = time.perf_counter()
-    cpu = stage("train_stage1.py", path, log, threads, "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
+    cpu = stage("train.py", path, log, threads, "stage1", "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
           "--live", f"{r}/dvclive1")
-    cpu += stage("train_stage2.py", path, log, threads, "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
+    cpu += stage("train.py", path, log, threads, "stage2", "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
           "--out", f"{r}/stage2.pt", "--live", f"{r}/dvclive2")
     cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
           "--stage1", f"{r}/stage1.pt", "--stage2", f"{r}/stage2.pt", "--metrics", f"{r}/eval.json",
