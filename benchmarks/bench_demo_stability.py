@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import parse, parser, positive_int  # noqa: E402
-from staged_fer.demo import MODELS, overrides  # noqa: E402
+from staged_fer.demo import overrides  # noqa: E402
+from staged_fer.models import PAPER_MODELS  # noqa: E402
 
 # --quick's data and schedule, after the demo's own overrides.
 QUICK = ["fer.synthetic.train=210", "fer.synthetic.public_test=70", "fer.synthetic.private_test=70",
@@ -136,7 +137,7 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
 
 def main() -> int:
     ap = parser(__doc__)
-    ap.add_argument("--model", choices=MODELS, default="alexnet")
+    ap.add_argument("--model", choices=PAPER_MODELS, default="alexnet")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     ap.add_argument("--jobs", type=positive_int, default=1)

@@ -1,6 +1,6 @@
 """Stage evaluate: score the stage-1 and final models on every labelled split.
 
-Writes metrics/eval.json (the headline figures of each scored set, see
+Writes the --metrics JSON (the headline figures of each scored set, see
 staged_fer/evaluation/scoring.py), per-sample confusion rows for `dvc plots` under --plots,
 and under --reports scores.json (every figure, per-class tables included), the predictions
 CSVs, Figure-4-style confusion PNGs and a Markdown summary; with --card, the model card
@@ -56,7 +56,8 @@ def main(argv=None) -> None:
         from staged_fer.evaluation.model_card import write_model_card
         runs = {role: {k: v for k, v in ckpt.items() if k != "state_dict"}
                 for role, (_, _, ckpt) in predictor.models.items()}
-        write_model_card(args.card, scored, cfg, seed, runs, args.reports, info["gpus"])
+        write_model_card(args.card, scored, cfg, seed, runs, args.reports, info["gpus"],
+                         checkpoints={"stage1": args.stage1, "final": args.stage2})
 
 
 if __name__ == "__main__":

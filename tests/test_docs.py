@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from staged_fer.data.splits import PARTS
+from staged_fer.pipeline_paths import fill, pipeline_paths
 from tests.dvc_project import BIN, ROOT, DvcProject
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -75,7 +76,7 @@ def generated_paths() -> set[str]:
     .gitignore names from the root, such as models/ and .resume/) and the raw data a person
     places (params.yaml's raw-data paths): named in the docs, not in Git."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    names = {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
+    names = pipeline_paths(ROOT / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     paths = {params["fer"]["path"], params["fer"]["ferplus_path"], params["emotiw"]["root"]}
     for line in (ROOT / ".gitignore").read_text().splitlines():
@@ -86,7 +87,7 @@ def generated_paths() -> set[str]:
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []):
                 path = next(iter(entry)) if isinstance(entry, dict) else entry
-                paths.add(re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), path))
+                paths.add(fill(path, names))
     return paths
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from staged_fer.pipeline_paths import fill, pipeline_paths
 from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
 from tools import plots_template
 from tools.code_deps import derived_deps
@@ -255,6 +256,11 @@ def test_metrics_diff_shows_both_accuracies(project):
 
 
 def test_plots_show_writes_the_confusion_data(project):
+    # Every file the top-level plots name was written (DVC would only warn about a missing one).
+    names = pipeline_paths(project.path / "dvc.yaml")
+    plots = yaml.safe_load((project.path / "dvc.yaml").read_text())["plots"]
+    files = [fill(f, names) for plot in plots for entry in plot.values() for f in entry["y"]]
+    assert len(files) == 13 and [f for f in files if not (project.path / f).is_file()] == []
     project.dvc("plots", "show", "-o", "plots_page")
     page = (project.path / "plots_page" / "index.html").read_text()
     assert "predicted" in page and "actual" in page

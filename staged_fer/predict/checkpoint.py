@@ -55,7 +55,7 @@ def read_run(path: str | Path) -> dict[str, Any]:
                             "rerun `dvc repro` (align_emotiw onwards) to write it in the current format")
     if ckpt["align"] is None:
         raise PipelineError(f"{path}: this {ckpt['scheme']!r} model never met aligned faces, so its run "
-                            "recorded no align params; predict with the final model (models/stage2.pt)")
+                            "recorded no align params; predict with the final model (train_stage2's checkpoint)")
     return {k: ckpt.get(k) for k in RUN_KEYS}
 
 
