@@ -3,7 +3,7 @@
 The demo's data are built once, as the demo builds them: the stage scripts download_fer,
 decode_fer, align_emotiw and build_splits with the committed params.yaml plus the demo's
 overrides (staged_fer/demo.py) for --model (AlexNet by default). Then, for every (seed, threads), the
-stage scripts train_stage1, train_stage2 and evaluate run in a fresh process with
+stage scripts train (stage1, then stage2) and evaluate run in a fresh process with
 OMP_NUM_THREADS=threads (torch's intra-op threads) and `seed` set to the seed, which drives
 the initial weights, batch order, crops, flips and dropout. Thread counts change the order of
 floating-point sums, the way another CPU does; seeds stand for everything else a machine can
@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import parse, parser, positive_int  # noqa: E402
-from staged_fer.demo import MODELS, overrides  # noqa: E402
+from staged_fer.demo import overrides  # noqa: E402
+from staged_fer.models import PAPER_MODELS  # noqa: E402
 
 # --quick's data and schedule, after the demo's own overrides.
 QUICK = ["fer.synthetic.train=210", "fer.synthetic.public_test=70", "fer.synthetic.private_test=70",
@@ -117,9 +118,9 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
     log.write_text("")
     r, d = str(run), str(data)
     started = time.perf_counter()
-    cpu = stage("train_stage1.py", path, log, threads, "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
+    cpu = stage("train.py", path, log, threads, "stage1", "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
           "--live", f"{r}/dvclive1")
-    cpu += stage("train_stage2.py", path, log, threads, "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
+    cpu += stage("train.py", path, log, threads, "stage2", "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
           "--out", f"{r}/stage2.pt", "--live", f"{r}/dvclive2")
     cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
           "--stage1", f"{r}/stage1.pt", "--stage2", f"{r}/stage2.pt", "--metrics", f"{r}/eval.json",
@@ -136,7 +137,7 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
 
 def main() -> int:
     ap = parser(__doc__)
-    ap.add_argument("--model", choices=MODELS, default="alexnet")
+    ap.add_argument("--model", choices=PAPER_MODELS, default="alexnet")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     ap.add_argument("--jobs", type=positive_int, default=1)

@@ -1,10 +1,11 @@
 """`make demo`: the whole pipeline offline on synthetic data, AlexNet beside VGG-CNN-M-2048.
 
-Each model runs as one DVC experiment, ``demo-alexnet`` and ``demo-vgg_m``, whose params are
-the *committed* params.yaml plus ``OVERRIDES`` (and the model). `dvc exp run`, with or without
-``--temp``, starts from the workspace with its uncommitted edits, so a half-edited params.yaml
-(or dvc.yaml, or code) would silently become part of the demo. Each experiment therefore runs
-in a temporary clean checkout of HEAD (a git worktree) that uses the project's own DVC cache:
+Each of the paper's networks (the model registry's ``PAPER_MODELS``) runs as one DVC
+experiment, ``demo-alexnet`` and ``demo-vgg_m``, whose params are the *committed* params.yaml
+plus ``OVERRIDES`` (and the model). `dvc exp run`, with or without ``--temp``, starts from
+the workspace with its uncommitted edits, so a half-edited params.yaml (or dvc.yaml, or code)
+would silently become part of the demo. Each experiment therefore runs in a temporary clean
+checkout of HEAD (a git worktree) that uses the project's own DVC cache:
 the run-cache restores what the two experiments share (data, alignment, splits) and any run
 seen before, the experiments land in the repository's refs like any other, and the
 workspace, its params.yaml and `git status` stay exactly as they were.
@@ -28,7 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-MODELS = ("alexnet", "vgg_m")
+from .faces.outputs import REPORT_FILE as ALIGNMENT_REPORT
+from .models import PAPER_MODELS
+from .pipeline_paths import DVC_YAML, pipeline_paths
+
 PREFIX = "demo-"
 
 # The demo's changes to the committed params, for both models. Random initial weights (the
@@ -59,10 +63,8 @@ OVERRIDES: tuple[str, ...] = (
     "align.landmarks=dlib",
     "align.detector.max_side=480",
     "align.detector.min_size=40",
-    "models.alexnet.weights=none",
-    "models.alexnet.input_size=64",
-    "models.vgg_m.weights=none",
-    "models.vgg_m.input_size=64",
+    *(value for model in PAPER_MODELS
+      for value in (f"models.{model}.weights=none", f"models.{model}.input_size=64")),
     "input.resize=72",
     "stage1.epochs=7",
     "stage1.lr=0.01",
@@ -151,7 +153,7 @@ def remove_previous(repo: Path, names: Sequence[str]) -> None:
 
 def detection_line(checkout: Path) -> str:
     """The alignment stage's detection and alignment rates, as one line."""
-    path = checkout / "reports" / "emotiw" / "alignment.json"
+    path = checkout / pipeline_paths(checkout / DVC_YAML)["emotiw_reports"] / ALIGNMENT_REPORT
     rates = json.loads(path.read_text())
     det, ali = rates["detection_rate"]["all"], rates["alignment_rate"]["all"]
     return (f"synthetic SFEW: the Viola-Jones detector found {det:.1%} of the faces; "
@@ -170,7 +172,7 @@ def run_experiment(repo: Path, model: str, extra: Sequence[str] = ()) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--models", nargs="+", choices=PAPER_MODELS, default=list(PAPER_MODELS))
     ap.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra params override, applied after the demo's")
     args = ap.parse_args(argv)

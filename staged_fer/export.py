@@ -147,9 +147,9 @@ def export(checkpoint: str | Path, onnx_path: str | Path, metrics_path: str | Pa
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m staged_fer.export", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="checkpoint written by a training stage, e.g. models/stage2.pt")
+    p.add_argument("checkpoint", help="checkpoint written by a training stage (the final model: train_stage2's)")
     p.add_argument("--onnx", required=True, help="ONNX file to write; the sidecar goes beside it as .json")
-    p.add_argument("--metrics", help="the run's metrics JSON (metrics/eval.json) to copy into the sidecar")
+    p.add_argument("--metrics", help="the run's metrics JSON (evaluate's --metrics) to copy into the sidecar")
     p.add_argument("--overwrite", action="store_true", help="replace the ONNX file and sidecar if they exist")
     args = p.parse_args(argv)
     onnx_path = Path(args.onnx)

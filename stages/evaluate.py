@@ -1,6 +1,6 @@
 """Stage evaluate: score the stage-1 and final models on every labelled split.
 
-Writes metrics/eval.json (the headline figures of each scored set, see
+Writes the --metrics JSON (the headline figures of each scored set, see
 staged_fer/evaluation/scoring.py), per-sample confusion rows for `dvc plots` under --plots,
 and under --reports scores.json (every figure, per-class tables included), the predictions
 CSVs, Figure-4-style confusion PNGs and a Markdown summary; with --card, the model card
@@ -54,7 +54,8 @@ def main(argv=None) -> None:
                   plots_dir=args.plots, reports_dir=args.reports)
     if args.card:
         from staged_fer.evaluation.model_card import write_model_card
-        write_model_card(args.card, scored, cfg, seed, predictor.runs, args.reports, info["gpus"])
+        write_model_card(args.card, scored, cfg, seed, predictor.runs, args.reports, info["gpus"],
+                         checkpoints={"stage1": args.stage1, "final": args.stage2})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from tools.reference import dvc_vars, entries, fill_vars
+from staged_fer.pipeline_paths import fill, pipeline_paths
+from tools.reference import entries
 
 SETS, METRICS, PLOTS = "Scored sets", "Metrics", "Plots"
 SET = "<set>"
@@ -108,16 +109,16 @@ def declared(dvc_yaml: Path) -> tuple[list[str], list[str], dict[str, list[str]]
     """From dvc.yaml, `vars` filled in: the metrics files, the stages' plot paths, and each
     top-level plot with the files it draws."""
     spec = yaml.safe_load(dvc_yaml.read_text())
-    names = dvc_vars(spec)
+    names = pipeline_paths(dvc_yaml)
     stages = [s for s in spec["stages"].values() if "foreach" not in s]   # optional stages: none by default
-    metrics = [fill_vars(m, names) for s in stages for m in entries(s, "metrics")]
-    stage_plots = [fill_vars(p, names) for s in stages for p in entries(s, "plots")]
+    metrics = [fill(m, names) for s in stages for m in entries(s, "metrics")]
+    stage_plots = [fill(p, names) for s in stages for p in entries(s, "plots")]
     top = {}
     for entry in spec.get("plots", []):
         plot_id, definition = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
         y = (definition or {}).get("y")
         files = list(y) if isinstance(y, dict) else [plot_id]
-        top[plot_id] = [fill_vars(f, names) for f in files]
+        top[plot_id] = [fill(f, names) for f in files]
     return metrics, stage_plots, top
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from staged_fer.pipeline_paths import fill, pipeline_paths
 from tests.params_baseline import committed_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +54,14 @@ def set_param(params: dict, dotted: str, value) -> None:
 def output_folders(dvc_yaml: Path) -> set[str]:
     """The top folders that the stages of ``dvc_yaml`` write into (data/, models/, metrics/, ...)."""
     spec = yaml.safe_load(dvc_yaml.read_text())
-    names = {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
+    names = pipeline_paths(dvc_yaml)
     folders = set()
     for stage in spec["stages"].values():
         stage = stage.get("do", stage)   # a `foreach` stage keeps its outputs under `do`
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []):
                 path = next(iter(entry)) if isinstance(entry, dict) else entry
-                path = re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), path)
+                path = fill(path, names)
                 if "/" in path:
                     folders.add(path.split("/")[0])
     return folders

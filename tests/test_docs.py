@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from staged_fer.data.splits import PARTS
+from staged_fer.pipeline_paths import fill, pipeline_paths
 from tests.dvc_project import BIN, ROOT, DvcProject
-from tools.reference import dvc_vars, entries, fill_vars
+from tools.reference import entries
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S)
@@ -78,7 +79,7 @@ def generated_paths() -> set[str]:
     .gitignore names from the root, such as models/ and .resume/) and the raw data a person
     places (params.yaml's raw-data paths): named in the docs, not in Git."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    names = dvc_vars(spec)
+    names = pipeline_paths(ROOT / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     paths = {params["fer"]["path"], params["fer"]["ferplus_path"], params["emotiw"]["root"]}
     for line in (ROOT / ".gitignore").read_text().splitlines():
@@ -87,7 +88,7 @@ def generated_paths() -> set[str]:
     for stage in spec["stages"].values():
         stage = stage.get("do", stage)
         for kind in ("outs", "metrics", "plots"):
-            paths.update(fill_vars(path, names) for path in entries(stage, kind))
+            paths.update(fill(path, names) for path in entries(stage, kind))
     return paths
 
 

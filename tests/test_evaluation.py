@@ -172,7 +172,7 @@ def test_a_registered_source_is_scored_with_no_edit_to_evaluation(monkeypatch):
            "subset": subset, "paths": np.array([f"{s}/{i}.jpg" for i, s in enumerate(subset)]),
            "source": np.array("dir")}
     monkeypatch.setitem(SOURCES, "raf", Source("raf", "RAF-DB", "aligned RAF-DB faces", "subset", ("train", "test"),
-                                               emotiw_bank, "paths", (ScoredPart("test", ("final", "stage1")),)))
+                                               emotiw_bank, "paths", (ScoredPart("test", "test", ("final", "stage1")),)))
     data = {"fer": fer, "emotiw": emotiw, "raf": raf}
     paths = {"fer": "fer.npz", "emotiw": "emotiw.npz", "raf": "raf.npz"}
     sets = evaluation_sets(data, paths)

@@ -42,13 +42,13 @@ def _stage1(tmp: Path, batch_size: int, **train) -> list[str]:
     params = _params(tmp, models={"alexnet": {"weights": "none", "input_size": 64, }},
                      input={"resize": 72}, stage1={"epochs": 1, "batch_size": batch_size},
                      train={"device": "cpu", **train})
-    return ["--params", str(params), "--split", str(tmp / "stage1"), "--out", str(tmp / "stage1.pt"),
+    return ["stage1", "--params", str(params), "--split", str(tmp / "stage1"), "--out", str(tmp / "stage1.pt"),
             "--live", str(tmp / "live")]
 
 
 @no_cuda_here
 def test_train_device_cuda_without_cuda_names_the_key(tmp_path, capsys):
-    assert run_stage(_script("train_stage1").main, _stage1(tmp_path, 16, device="cuda")) == 1
+    assert run_stage(_script("train").main, _stage1(tmp_path, 16, device="cuda")) == 1
     err = capsys.readouterr().err.strip()
     assert "`train.device` is 'cuda' but no CUDA device is available" in err and "\n" not in err
 
@@ -82,7 +82,7 @@ def _out_of_memory_above(limit: int):
 def test_a_batch_too_large_for_the_gpu_names_the_key_and_a_size_that_fits(tmp_path, capsys, monkeypatch,
                                                                           one_thread, limit, fits):
     monkeypatch.setattr(Trainer, "_step", _out_of_memory_above(limit))
-    assert run_stage(_script("train_stage1").main, _stage1(tmp_path, 16)) == 1
+    assert run_stage(_script("train").main, _stage1(tmp_path, 16)) == 1
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr

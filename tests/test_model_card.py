@@ -32,7 +32,8 @@ def card(tmp_path, synthetic: bool) -> tuple[str, list]:
     fer, emotiw = make_data(n_fer=40, n_val=21, synthetic=synthetic)
     scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"}), fake_predict, lambda role: False)
     path = tmp_path / "reports" / "model_card.md"
-    write_model_card(path, scored, CFG, 0, runs(synthetic), tmp_path / "reports" / "eval")
+    write_model_card(path, scored, CFG, 0, runs(synthetic), tmp_path / "reports" / "eval",
+                     checkpoints={"stage1": "models/stage1.pt", "final": "models/stage2.pt"})
     return path.read_text(), scored
 
 
@@ -47,6 +48,7 @@ def test_card_holds_data_training_metrics_use_and_limits(tmp_path, synthetic):
     assert "FER-2013 Training (28,709 faces in the full set), validated on PublicTest" in text
     assert "EmotiW (SFEW 2.0) Train, validated on EmotiW Val" in text
     assert "dlib 68-point landmarks, rejected below a fit of 0.3" in text
+    assert "- Files: `models/stage2.pt` (this model) and `models/stage1.pt`; " in text   # as evaluate got them
     # Training params of both stages, with the kept epoch and best validation accuracy.
     assert "| stage1 (fer28) | 8 | 16 | 0.005 |" in text and "| 3 | 41.0 |" in text
     assert "| stage2 (emotiw) | 1 | 16 | 0.005 |" in text and "| 2 | 37.0 |" in text

@@ -167,6 +167,17 @@ def test_a_checkpoint_predict_cannot_use_is_one_line(inputs, tmp_path, capsys, m
     assert not (tmp_path / "p.csv").exists()
 
 
+def test_without_model_predict_takes_the_final_model_where_dvc_yaml_puts_it(inputs, tmp_path, capsys, monkeypatch):
+    root, _ = inputs
+    monkeypatch.chdir(tmp_path)
+    argv = [str(root / "astronaut.jpg"), "--out", "p.csv", "--device", "cpu", "--quiet"]
+    assert run_stage(main, argv) == 1
+    assert "dvc.yaml: not found; run this from the repository root" in capsys.readouterr().err
+    (tmp_path / "dvc.yaml").write_text("vars:\n  - stage2_model: elsewhere/final.pt\n")
+    assert run_stage(main, argv) == 1
+    assert "error: elsewhere/final.pt: checkpoint not found" in capsys.readouterr().err
+
+
 def _drop_align(path: Path) -> bool:
     ckpt = torch.load(path, weights_only=True)
     del ckpt["align"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,17 @@ import pytest
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation import grid, report
 from staged_fer.labels import EMOTIONS
+from staged_fer.models import MODELS, PAPER_MODELS
+from staged_fer.pipeline_paths import pipeline_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS_FILE = pipeline_paths(ROOT / "dvc.yaml")["eval_metrics"]
+
+
+@pytest.fixture(autouse=True)
+def at_the_repository_root(monkeypatch):
+    """The report reads dvc.yaml where it runs, as `make report` runs it: the repository root."""
+    monkeypatch.chdir(ROOT)
 
 
 def block(acc, n=100):
@@ -19,11 +31,11 @@ def block(acc, n=100):
             "per_class": {e: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 10} for e in EMOTIONS}}
 
 
-def rev(sha, name, model, s1, s2, acc=None):
+def rev(sha, name, model, s1, s2, acc=None, metrics_file=METRICS_FILE):
     """One revision as `dvc exp show --json` (DVC 3) lists it."""
     metrics = {}
     if acc is not None:
-        metrics = {report.METRICS_FILE: {"data": {
+        metrics = {metrics_file: {"data": {
             "synthetic": True, "model": model, "scheme": f"{s1} -> {s2}",
             "fer_public_test": block(0.6), "fer_private_test": block(0.61),
             "emotiw_val": block(acc), "emotiw_val_stage1": block(acc - 0.02)}}}
@@ -210,3 +222,32 @@ def test_cells_over_seeds_and_the_paper_comparisons_they_hold_in(tmp_path, no_pn
 
 def test_a_single_seed_grid_has_no_section_over_seeds(tmp_path, reader, no_png):
     assert "## Over seeds" not in report.build_report(EXP_SHOW, tmp_path, read=reader)
+
+
+def test_evaluates_files_are_where_dvc_yaml_puts_them(tmp_path, no_png):
+    """The metrics key and the predictions CSVs follow dvc.yaml's `vars`, not a copy of them."""
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text("vars:\n  - eval_metrics: out/m.json\n    eval_reports: out/r\n")
+    truth = np.arange(14) % 7
+    doc = [{**rev("a" * 40, "main", "alexnet", "fer28", "none"), "experiments": [
+        exp(rev(sha * 40, f"{model}-fer28", model, "fer28", "none", 0.5, metrics_file="out/m.json"))
+        for sha, model in (("b", "alexnet"), ("c", "vgg_m"))]}]
+    read = []
+    text = report.build_report(doc, tmp_path / "report", dvc_yaml=dvc_yaml,
+                               read=lambda path, r: read.append(path) or predictions_csv(truth, truth))
+    assert "| alexnet-fer28 | vgg_m-fer28 | 14 | 0 | 0 | exact | 1 |" in text
+    assert set(read) == {"out/r/predictions/emotiw_val.csv"}
+    dvc_yaml.write_text("vars:\n  - eval_metrics: out/m.json\n")
+    with pytest.raises(PipelineError, match=rf"{dvc_yaml}: `vars` has no path named 'eval_reports'"):
+        report.build_report(doc, tmp_path / "report", dvc_yaml=dvc_yaml, read=lambda path, r: "")
+
+
+def test_the_papers_networks_and_numbers_are_the_registrys():
+    """Which networks the paper ran, and what it reports for each, is in the model registry."""
+    cross = [(a[0], b[0]) for a, b in report.paper_comparisons() if a[0] != b[0]]
+    assert set(cross) == {("alexnet", "vgg_m")} and set(PAPER_MODELS) == {"alexnet", "vgg_m"}
+    schemes = {s.name: s for s in grid.SCHEMES}
+    assert report._paper("vgg_m", schemes["fer32-emotiw"]) == "46.9 / 52.2 (S9)"
+    assert report._paper("alexnet", schemes["fer32"]) == "not reported"
+    assert report._paper("resnet18", schemes["fer28"]) == report.BEYOND_PAPER
+    assert all(r.cell in schemes for name in PAPER_MODELS for r in MODELS[name].paper)

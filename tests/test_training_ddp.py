@@ -118,7 +118,7 @@ def test_stage_script_runs_itself_under_torchrun(tmp_path):
     params["stage1"].update(epochs=1, batch_size=32)
     params["train"].update(devices=2, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "train_stage1.py"), "--params",
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "stage1", "--params",
                            str(tmp_path / "params.yaml"), "--split", str(tmp_path / "stage1"),
                            "--out", str(tmp_path / "stage1.pt"), "--live", str(tmp_path / "live")],
                           capture_output=True, text=True, timeout=900,

@@ -22,8 +22,7 @@ from tests.params_baseline import baseline_params
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "stages"
 sys.path.insert(0, str(STAGES))
-import train_stage1  # noqa: E402
-import train_stage2  # noqa: E402
+import train  # noqa: E402
 
 
 # Tiny convolutions spend more time in thread hand-offs than in arithmetic.
@@ -54,12 +53,12 @@ def project(tmp: Path, stage1="fer28", stage2="emotiw", model="alexnet", **train
 
 
 def args1(tmp):
-    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage1"),
+    return ["stage1", "--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage1"),
             "--out", str(tmp / "models" / "stage1.pt"), "--live", str(tmp / "live" / "stage1")]
 
 
 def args2(tmp):
-    return ["--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage2"),
+    return ["stage2", "--params", str(tmp / "params.yaml"), "--split", str(tmp / "stage2"),
             "--init", str(tmp / "models" / "stage1.pt"), "--out", str(tmp / "models" / "stage2.pt"),
             "--live", str(tmp / "live" / "stage2")]
 
@@ -67,10 +66,10 @@ def args2(tmp):
 def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
     project(tmp_path)
     # Stage 1 as DVC runs it (a file in a fresh process), stage 2 in this process.
-    proc = subprocess.run([sys.executable, str(STAGES / "train_stage1.py"), *args1(tmp_path)],
+    proc = subprocess.run([sys.executable, str(STAGES / "train.py"), *args1(tmp_path)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     s1 = torch.load(tmp_path / "models" / "stage1.pt", weights_only=True)
     s2 = torch.load(tmp_path / "models" / "stage2.pt", weights_only=True)
     for ckpt, scheme in ((s1, "fer28"), (s2, "emotiw")):
@@ -97,8 +96,8 @@ def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
 
 def test_none_schemes_pass_the_weights_through(tmp_path):
     project(tmp_path, stage1="none", stage2="none")
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
-    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     s1 = Checkpoint.read(tmp_path / "models" / "stage1.pt")
     s2 = Checkpoint.read(tmp_path / "models" / "stage2.pt")
     assert s1.epoch == 0 and s1.history == [] and s1.scheme == "none" and s1.best_val_acc is None
@@ -116,7 +115,7 @@ def test_none_schemes_pass_the_weights_through(tmp_path):
 
 def test_unknown_model_is_one_line_naming_the_key(tmp_path, capsys):
     project(tmp_path, model="resnet")
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "`model` is 'resnet'" in err
     assert all(repr(name) in err for name in MODEL_NAMES)    # the registered ones are listed
@@ -128,24 +127,37 @@ def test_split_of_another_scheme_is_refused(tmp_path, capsys):
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["stage1"]["data"] = "fer32"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     assert "built for scheme 'fer28' but params.yaml `stage1.data` is 'fer32'" in capsys.readouterr().err
 
 
 def test_stage2_refuses_a_stage1_model_of_another_network(tmp_path, capsys):
     project(tmp_path, stage1="none")
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["model"] = "vgg_m"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert run_stage(train_stage2.main, args2(tmp_path)) == 1
+    assert run_stage(train.main, args2(tmp_path)) == 1
     assert "holds model 'alexnet' but params.yaml `model` is 'vgg_m'" in capsys.readouterr().err
     assert not (tmp_path / "models" / "stage2.pt").exists()
 
 
+def test_init_is_required_for_stage2_and_refused_for_stage1(tmp_path, capsys):
+    project(tmp_path)
+    stage2 = args2(tmp_path)
+    at = stage2.index("--init")
+    refused = {"stage2 starts from the stage-1 checkpoint: --init is required": stage2[:at] + stage2[at + 2:],
+               "stage1 starts from ImageNet: --init is for stage2 only": args1(tmp_path) + stage2[at:at + 2]}
+    for message, argv in refused.items():
+        with pytest.raises(SystemExit) as exit_:
+            train.main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
 def test_bad_train_params_name_the_key(tmp_path, capsys):
     project(tmp_path, device="tpu")
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     assert "`train.device`" in capsys.readouterr().err
 
 
@@ -162,7 +174,7 @@ def test_stage_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path
         params = yaml.safe_load((d / "params.yaml").read_text())
         params["stage1"].update(epochs=3, batch_size=4)
         (d / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = [sys.executable, str(STAGES / "train_stage1.py")]
+    cmd = [sys.executable, str(STAGES / "train.py")]
     assert subprocess.run(cmd + args1(whole), env=env, capture_output=True, timeout=900).returncode == 0
 
     proc = subprocess.Popen(cmd + args1(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,8 +202,8 @@ def test_select_train_split_picks_the_epoch_on_held_out_training_faces(tmp_path)
     raw = yaml.safe_load(params.read_text())
     raw["stage2"].update(select="train_split", select_share=0.25, epochs=2)
     params.write_text(yaml.safe_dump(raw))
-    assert run_stage(train_stage1.main, args1(tmp_path)) == 0
-    assert run_stage(train_stage2.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     ckpt = torch.load(tmp_path / "models" / "stage2.pt", weights_only=True)
     assert ckpt["selected_on"] == ["EmotiW Train (held out for selection)"]
     assert ckpt["best_val_acc"] == max(h["val_acc"] for h in ckpt["history"])

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "reference.md"
 sys.path.insert(0, str(ROOT))
 
+from staged_fer.pipeline_paths import fill, pipeline_paths  # noqa: E402
 from tools.code_deps import body, is_code_dep  # noqa: E402
 
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<rest>.*)$")
@@ -83,16 +84,6 @@ def _reads(listed: str, key: str) -> bool:
     return listed == key or key.startswith(listed + ".") or listed.startswith(key + ".")
 
 
-def dvc_vars(spec: dict) -> dict[str, str]:
-    """The names dvc.yaml's `vars` define, as ``${name}`` fills them in."""
-    return {k: str(v) for block in spec.get("vars", []) for k, v in block.items()}
-
-
-def fill_vars(text: str, names: dict[str, str]) -> str:
-    """``text`` with each ``${name}`` of ``names`` filled in; others (params keys) left as they are."""
-    return re.sub(r"\$\{(\w+)\}", lambda m: names.get(m.group(1), m.group(0)), text)
-
-
 def _code(items) -> str:
     return ", ".join(f"`{i}`" for i in items) or "-"
 
@@ -108,7 +99,7 @@ def _flow(value) -> str:
 
 def render(dvc_yaml: Path = ROOT / "dvc.yaml", params_yaml: Path = ROOT / "params.yaml") -> str:
     spec = yaml.safe_load(dvc_yaml.read_text())
-    names = dvc_vars(spec)
+    names = pipeline_paths(dvc_yaml)
     stages = spec["stages"]
     lines = ["# Reference: the pipeline's stages and params", "",
              "Written by `tools/reference.py` (`make docs`) from `dvc.yaml` and `params.yaml`; a test fails when",
@@ -122,19 +113,19 @@ def render(dvc_yaml: Path = ROOT / "dvc.yaml", params_yaml: Path = ROOT / "param
         listed = [str(next(iter(p)) if isinstance(p, dict) else p) for p in run.get("params", [])]
         stage_params[name] = listed
         deps = entries(run, "deps")
-        data = [fill_vars(d, names) for d in deps if not is_code_dep(d, dvc_yaml.parent)]
+        data = [fill(d, names) for d in deps if not is_code_dep(d, dvc_yaml.parent)]
         code = [d for d in deps if is_code_dep(d, dvc_yaml.parent)]
         lines += [f"### {name}", ""]
         if "foreach" in stage:
             lines += [f"One stage per item of `{stage['foreach'].strip('${}')}` (`{name}@<item>`).", ""]
-        lines += ["```text", fill_vars(run["cmd"], names), "```", "",
+        lines += ["```text", fill(run["cmd"], names), "```", "",
                   "| | |", "|---|---|",
                   f"| params | {_code(listed)} |",
                   f"| data deps | {_code(data)} |",
                   f"| code deps | {len(code)} entries |"]
         for kind in ("outs", "metrics", "plots"):
             if run.get(kind):
-                lines.append(f"| {kind} | {_code(fill_vars(e, names) for e in entries(run, kind))} |")
+                lines.append(f"| {kind} | {_code(fill(e, names) for e in entries(run, kind))} |")
         lines.append("")
     lines += ["## Params", "",
               "| key | default | read by | what it is |", "|---|---|---|---|"]

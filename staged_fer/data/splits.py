@@ -92,6 +92,10 @@ def emotiw_bank(emotiw: dict, split: str) -> Bank:
 class ScoredPart:
     """A part of a source that `evaluate` scores."""
     part: str
+    # Its name in the keys of the scored sets (`<source>_<key>`, plus `_<role>` for a model other
+    # than the final one): the metrics keys and the names of its plot, CSV and figure files,
+    # which dvc.yaml's top-level plots name.
+    key: str
     roles: tuple[str, ...] = ("final",)   # the checkpoints that score it: "final" and/or "stage1"
     # Score it only when every face of it is labelled (EmotiW Test: the challenge withheld its
     # labels, and a partly labelled test set gives a number no one else can compare with).
@@ -116,11 +120,11 @@ class Source:
 SOURCES: dict[str, Source] = {s.name: s for s in (
     # FER-2013's usages; sample ids are row indices of the decoded file.
     Source("fer", "FER", "decoded FER-2013", "usage", USAGES, fer_bank, None,
-           (ScoredPart("PublicTest"), ScoredPart("PrivateTest"))),
+           (ScoredPart("PublicTest", "public_test"), ScoredPart("PrivateTest", "private_test"))),
     # The target set's labelled splits; sample ids are paths under its root. Its Val scores the
     # stage-1 model too: single against double fine-tuning.
     Source("emotiw", "EmotiW", "aligned EmotiW faces", "split", ("Train", "Val"), emotiw_bank, "paths",
-           (ScoredPart("Val", ("final", "stage1")), ScoredPart("Test", only_if_all_labelled=True))),
+           (ScoredPart("Val", "val", ("final", "stage1")), ScoredPart("Test", "test", only_if_all_labelled=True))),
 )}
 PARTS = tuple(f"{s.name}.{p}" for s in SOURCES.values() for p in s.parts)
 

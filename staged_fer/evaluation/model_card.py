@@ -15,7 +15,7 @@ from ..io import write_text
 from ..labels import EMOTIONS
 from ..models.checkpoint import Checkpoint
 from .metrics import EvaluateConfig, classification_metrics, cost_matrix
-from .scoring import Scored
+from .scoring import Scored, figure_name
 
 # What each data scheme trains and validates on (staged_fer/data/splits.py).
 SCHEMES = {
@@ -98,10 +98,12 @@ def gpu_line(gpus: Mapping[str, Mapping[str, Any] | None] | None) -> str:
 
 
 def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mapping[str, Checkpoint],
-               figures: str, gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> str:
+               figures: str, gpus: Mapping[str, Mapping[str, Any] | None] | None = None, *,
+               checkpoints: Mapping[str, str | os.PathLike]) -> str:
     """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' records of their runs
     (``TrainedModel.run``; no weights needed); ``figures``: the folder of confusion PNGs, relative
-    to the card; ``gpus``: the GPU slots of each step, as in ``reports/eval/scores.json``."""
+    to the card; ``gpus``: the GPU slots of each step, as in evaluate's scores file; ``checkpoints``: the
+    "stage1" and "final" checkpoint files, as evaluate was given them."""
     final = runs["final"]
     params = final.run_params("the final checkpoint")
     name = params.model
@@ -122,7 +124,7 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
         f"- Input: one face, aligned and cropped by the pipeline with the `align` params below, "
         f"grayscale {final.align.get('size', '?') if final.align else '?'} px; "
         f"resized to {params.input.resize} and centre-cropped inside the model's input path.",
-        "- Files: `models/stage2.pt` (this model) and `models/stage1.pt`; "
+        f"- Files: `{checkpoints['final']}` (this model) and `{checkpoints['stage1']}`; "
         "`python -m staged_fer.predict` classifies photos and videos with it, "
         "`python -m staged_fer.export` writes it as ONNX.", "",
         "## Data and scheme", "",
@@ -151,7 +153,7 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
               f"({', '.join('/'.join(p) for p in cfg.cost.similar)}).", "",
               *_metric_rows(scored, cfg, seed), "",
               "Confusion matrices (row percentages, the paper's order FE SA HA SU DI AN NE): "
-              + ", ".join(f"[{s.set.key}]({figures}/confusion_{s.set.key}.png)" for s in scored) + ".", "",
+              + ", ".join(f"[{s.set.key}]({figures}/{figure_name(s.set.key)})" for s in scored) + ".", "",
               "## Intended use", "", INTENDED_USE, "",
               "## Known limits", "", *(f"- {item}" for item in LIMITS), ""]
     return "\n".join(lines)
@@ -159,7 +161,8 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
 
 def write_model_card(path: str | os.PathLike, scored: list[Scored], cfg: EvaluateConfig, seed: int,
                      runs: Mapping[str, Checkpoint], reports_dir: str | os.PathLike,
-                     gpus: Mapping[str, Mapping[str, Any] | None] | None = None) -> None:
+                     gpus: Mapping[str, Mapping[str, Any] | None] | None = None, *,
+                     checkpoints: Mapping[str, str | os.PathLike]) -> None:
     path = Path(path)
     figures = Path(os.path.relpath(Path(reports_dir).resolve(), path.parent.resolve())).as_posix()
-    write_text(path, model_card(scored, cfg, seed, runs, figures, gpus))
+    write_text(path, model_card(scored, cfg, seed, runs, figures, gpus, checkpoints=checkpoints))

@@ -7,7 +7,8 @@ and McNemar's test on the predictions of all seeds pooled.
 
 Reads `dvc exp show --json` (run here unless --exp-show names a saved copy) and, for the
 McNemar tests, each experiment's predictions CSV from the DVC cache (`dvc.api.read` at the
-experiment's commit). Writes <out>/report.md and <out>/table.png.
+experiment's commit); where evaluate wrote both, dvc.yaml's `vars` say (`eval_metrics`,
+`eval_reports`). Writes <out>/report.md and <out>/table.png. Run it from the repository root.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from itertools import combinations
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -27,26 +29,15 @@ from ..errors import PipelineError
 from ..io import save_figure, write_text
 from ..labels import LABEL_OF
 from ..models import MODEL_NAMES, MODELS, PAPER_MODELS
+from ..models.entry import PaperResult
+from ..pipeline_paths import DVC_YAML, pipeline_paths
 from .grid import SCHEMES, Scheme, scheme_of_params
+from .scoring import predictions_file
 from .stats import McNemar, mcnemar
 
-METRICS_FILE = "metrics/eval.json"
-PREDICTIONS = "reports/eval/predictions/{split}.csv"
-
-# EmotiW val / test accuracy in %, Ng et al. ICMI 2015, Figure 3 (S = submission number). The
-# figure does not label AlexNet's two-stage bars; S3 and S7 follow the text, which compares S1
-# with S3 and S6 with S8 as single against double fine-tuning.
-PAPER = {
-    ("alexnet", "fer28"): (46.9, 54.0, "S1"),
-    ("alexnet", "fer28-to-emotiw"): (48.5, 55.6, "S3"),
-    ("alexnet", "fer32-to-emotiw"): (44.1, 50.5, "S7"),
-    ("vgg_m", "fer28"): (42.9, 47.0, "S2"),
-    ("vgg_m", "fer32"): (44.1, 51.1, "S6"),
-    ("vgg_m", "fer32-emotiw"): (46.9, 52.2, "S9"),
-    ("vgg_m", "fer28-to-emotiw"): (47.8, 52.1, "S5"),
-    ("vgg_m", "fer32-to-emotiw"): (47.3, 53.8, "S8"),
-}
-# Direct fine-tuning is reported for one unnamed model, on the test set only.
+# Ng et al. (ICMI 2015, Figure 3) report EmotiW val / test accuracy per network and scheme: each
+# network's numbers are in its registry entry (ModelEntry.paper). Direct fine-tuning is reported
+# for one unnamed model, on the test set only.
 PAPER_DIRECT_TEST = 37.8
 CHALLENGE_BASELINE = (35.96, 39.13)
 BEYOND_PAPER = "beyond the paper"
@@ -58,7 +49,7 @@ class Experiment:
     rev: str
     model: str | None
     scheme: Scheme | None
-    metrics: dict | None               # metrics/eval.json, None when the run has none
+    metrics: dict | None               # evaluate's metrics file, None when the run has none
     state: str = "success"             # success | queued | running | failed | ...
     params: dict = field(default_factory=dict)
     commit: bool = False               # a Git commit (baseline) rather than an experiment
@@ -76,26 +67,30 @@ def _get(d: dict | None, *keys):
     return d
 
 
-def _experiment(entry: dict, state: str) -> Experiment:
+def _experiment(entry: dict, state: str, metrics_file: str) -> Experiment:
     data = entry.get("data") or {}
     params = _get(data, "params", "params.yaml", "data") or {}
     model = params.get("model")
     s1, s2 = _get(params, "stage1", "data"), _get(params, "stage2", "data")
     scheme = scheme_of_params(s1, s2) if s1 and s2 else None
-    metrics = _get(data, "metrics", METRICS_FILE, "data")
+    metrics = _get(data, "metrics", metrics_file, "data")
     return Experiment(entry.get("name") or str(entry.get("rev", ""))[:7], str(entry.get("rev", "")),
                       model, scheme, metrics or None, state, params)
 
 
-def parse_exp_show(doc: list) -> list[Experiment]:
-    """Commits and their experiments from `dvc exp show --json`, the workspace left out."""
+def parse_exp_show(doc: list, metrics_file: str | None = None) -> list[Experiment]:
+    """Commits and their experiments from `dvc exp show --json`, the workspace left out.
+    ``metrics_file``: evaluate's metrics JSON, as `dvc exp show` keys it (dvc.yaml's
+    `eval_metrics` when not given)."""
+    if metrics_file is None:
+        metrics_file = pipeline_paths()["eval_metrics"]
     if not isinstance(doc, list):
         raise PipelineError("dvc exp show --json: expected a list of commits")
     out = []
     for commit in doc:
         if commit.get("rev") == "workspace":
             continue
-        base = _experiment(commit, "success" if not commit.get("error") else "failed")
+        base = _experiment(commit, "success" if not commit.get("error") else "failed", metrics_file)
         base.commit = True
         out.append(base)
         for exp in commit.get("experiments") or []:
@@ -103,7 +98,7 @@ def parse_exp_show(doc: list) -> list[Experiment]:
             for rev in exp.get("revs") or []:
                 if rev.get("error"):
                     state = "failed"
-                out.append(_experiment(rev, state))
+                out.append(_experiment(rev, state, metrics_file))
     return out
 
 
@@ -119,6 +114,12 @@ def _interval(block: dict | None) -> str:
     return f"{_pct(block['accuracy'])}{mark} [{_pct(block['accuracy_ci95_low'])}, {_pct(block['accuracy_ci95_high'])}]"
 
 
+def _paper_result(model: str | None, scheme: Scheme | None) -> PaperResult | None:
+    """What the paper reports for ``model`` on ``scheme`` (the registry's entry says); None for a
+    model or scheme it does not report."""
+    return MODELS[model].paper_result(scheme.name) if model in MODELS and scheme else None
+
+
 def _paper(model: str | None, scheme: Scheme | None) -> str:
     if model in MODELS and model not in PAPER_MODELS:
         return BEYOND_PAPER
@@ -126,8 +127,8 @@ def _paper(model: str | None, scheme: Scheme | None) -> str:
         return "-"
     if scheme.name == "imagenet-to-emotiw":
         return f"- / {PAPER_DIRECT_TEST} (model not stated)"
-    row = PAPER.get((model, scheme.name))
-    return f"{row[0]} / {row[1]} ({row[2]})" if row else "not reported"
+    row = _paper_result(model, scheme)
+    return f"{row.val} / {row.test} ({row.submission})" if row else "not reported"
 
 
 def _order(e: Experiment) -> tuple:
@@ -161,10 +162,11 @@ def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
 
 def paper_comparisons() -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """The paper's comparisons as (model, scheme) cells A and B: single vs double fine-tuning
-    (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and AlexNet vs VGG-CNN-M per scheme."""
+    (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and each pair of the paper's
+    networks (AlexNet vs VGG-CNN-M) per scheme."""
     pairs = [((model, single), (model, double)) for model in PAPER_MODELS
              for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw"))]
-    return pairs + [(("alexnet", s.name), ("vgg_m", s.name)) for s in SCHEMES]
+    return pairs + [((a, s.name), (b, s.name)) for a, b in combinations(PAPER_MODELS, 2) for s in SCHEMES]
 
 
 def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
@@ -235,12 +237,14 @@ class SeedComparison:
 
 
 def _paper_val(model: str | None, scheme: Scheme | None) -> float | None:
-    row = PAPER.get((model, scheme.name)) if scheme else None
-    return row[0] if row else None
+    row = _paper_result(model, scheme)
+    return row.val if row else None
 
 
-def seed_comparisons(cs: Sequence[Cell], split: str, read: Callable[[str, str], str]) -> list[SeedComparison]:
-    """The paper's comparisons between cells that share at least two seeds."""
+def seed_comparisons(cs: Sequence[Cell], split: str, predictions: str,
+                     read: Callable[[str, str], str]) -> list[SeedComparison]:
+    """The paper's comparisons between cells that share at least two seeds; ``predictions``:
+    the predictions CSV of ``split`` that McNemar's test pairs."""
     by_key = {}
     for c in cs:
         if c.scheme:
@@ -254,7 +258,7 @@ def seed_comparisons(cs: Sequence[Cell], split: str, read: Callable[[str, str], 
         diffs = [b.runs[s].metrics[split]["accuracy"] - a.runs[s].metrics[split]["accuracy"] for s in seeds]
         va, vb = _paper_val(a.model, a.scheme), _paper_val(b.model, b.scheme)
         sign = None if va is None or vb is None or va == vb else (1 if vb > va else -1)
-        pooled = [paired_predictions(a.runs[s], b.runs[s], split, read) for s in seeds]
+        pooled = [paired_predictions(a.runs[s], b.runs[s], predictions, read) for s in seeds]
         truth, pred_a, pred_b = (np.concatenate([p[i] for p in pooled]) for i in range(3))
         out.append(SeedComparison(a, b, seeds, sign, sum(d > 0 for d in diffs),
                                   None if sign is None else sum(d * sign > 0 for d in diffs),
@@ -280,10 +284,10 @@ def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.
     return np.array(ids, dtype=str), np.array(true), np.array(pred)
 
 
-def paired_predictions(a: Experiment, b: Experiment, split: str,
+def paired_predictions(a: Experiment, b: Experiment, path: str,
                        read: Callable[[str, str], str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True labels and the two experiments' predictions on ``split``, matched by sample id."""
-    path = PREDICTIONS.format(split=split)
+    """True labels and the two experiments' predictions in the predictions CSV ``path``,
+    matched by sample id."""
     ids_a, true_a, pred_a = read_predictions(read(path, a.rev), f"{path}@{a.name}")
     ids_b, true_b, pred_b = read_predictions(read(path, b.rev), f"{path}@{b.name}")
     order_a, order_b = np.argsort(ids_a), np.argsort(ids_b)
@@ -295,9 +299,10 @@ def paired_predictions(a: Experiment, b: Experiment, split: str,
     return true_a[order_a], pred_a[order_a], pred_b[order_b]
 
 
-def paired_test(a: Experiment, b: Experiment, split: str, read: Callable[[str, str], str]) -> McNemar:
-    """McNemar between two experiments' predictions on ``split``, matched by sample id."""
-    return mcnemar(*paired_predictions(a, b, split, read))
+def paired_test(a: Experiment, b: Experiment, path: str, read: Callable[[str, str], str]) -> McNemar:
+    """McNemar between two experiments' predictions in the predictions CSV ``path``, matched by
+    sample id."""
+    return mcnemar(*paired_predictions(a, b, path, read))
 
 
 def dvc_reader(path: str, rev: str) -> str:
@@ -390,8 +395,12 @@ def render_png(experiments: Sequence[Experiment], path: str | Path) -> None:
 
 def build_report(doc: list, out: str | Path, *, split: str = "emotiw_val",
                  pairs: Sequence[tuple[str, str]] | None = None,
-                 read: Callable[[str, str], str] = dvc_reader) -> str:
-    experiments = parse_exp_show(doc)
+                 read: Callable[[str, str], str] = dvc_reader, dvc_yaml: str | Path = DVC_YAML) -> str:
+    """The report of ``doc`` (`dvc exp show --json`), written to ``out``; evaluate's files are
+    where ``dvc_yaml``'s `vars` put them."""
+    paths = pipeline_paths(dvc_yaml)
+    experiments = parse_exp_show(doc, paths["eval_metrics"])
+    predictions = str(predictions_file(PurePosixPath(paths["eval_reports"]), split))
     by_name = {e.name: e for e in experiments}
     if pairs is None:
         pairs = default_pairs(experiments)
@@ -400,9 +409,9 @@ def build_report(doc: list, out: str | Path, *, split: str = "emotiw_val",
         for name in (a, b):
             if name not in by_name or not by_name[name].metrics:
                 raise PipelineError(f"--pair {a} {b}: no finished experiment named {name!r} in `dvc exp show`")
-        tests.append((a, b, paired_test(by_name[a], by_name[b], split, read)))
+        tests.append((a, b, paired_test(by_name[a], by_name[b], predictions, read)))
     cs = cells(experiments, split)
-    text = render_markdown(experiments, tests, split, cs, seed_comparisons(cs, split, read))
+    text = render_markdown(experiments, tests, split, cs, seed_comparisons(cs, split, predictions, read))
     out = Path(out)
     write_text(out / "report.md", text)
     render_png(experiments, out / "table.png")

@@ -1,27 +1,27 @@
 """What `evaluate` scores and writes, on arrays of labels and class probabilities.
 
 The scored sets are those the sources register (``scored`` in staged_fer/data/splits.py
-SOURCES); the key of a part is ``<source>_<part in snake case>``, plus ``_stage1`` when the
-stage-1 model scores it. With the two registered sources (keys of metrics/eval.json):
+SOURCES); the key of a set is ``<source>_<the part's key>``, plus ``_stage1`` when the
+stage-1 model scores it (``set_key``). With the two registered sources (the metrics keys):
   fer_public_test, fer_private_test   FER-2013 PublicTest / PrivateTest, final model
   emotiw_val                          EmotiW Val, final model ("double" fine-tuning when stage 2 ran)
   emotiw_val_stage1                   EmotiW Val, stage-1 model ("single" fine-tuning)
   emotiw_test                         EmotiW Test, final model, only when every Test image is labelled
 
-Sample ids in the predictions CSVs: FER rows are the row index in data/interim/fer2013.npz
+Sample ids in the predictions CSVs: FER rows are the row index in the decoded FER-2013 file
 (with `decode.on_bad_row: fail`, index i is line i + 2 of fer2013.csv, the header being line 1);
 EmotiW samples are their path relative to the SFEW root.
 """
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Callable, Mapping
 
 import numpy as np
 
-from ..data.splits import SOURCES, Source
+from ..data.splits import SOURCES, ScoredPart, Source
 from ..errors import PipelineError
 from ..io import atomic_folder, write_csv, write_json, write_text
 from ..labels import EMOTIONS, NUM_CLASSES, UNLABELED
@@ -78,9 +78,26 @@ def _synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
-def _snake(part: str) -> str:
-    """``PublicTest`` -> ``public_test``: metrics keys are lower case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", part).lower()
+def set_key(source: Source, scored: ScoredPart, role: str) -> str:
+    """The key of ``scored`` when the ``role`` checkpoint scores it: its metrics key and the stem of
+    its plot, predictions and figure files."""
+    return f"{source.name}_{scored.key}" + ("" if role == "final" else f"_{role}")
+
+
+def set_keys() -> tuple[str, ...]:
+    """The key of every set evaluate may score (EmotiW Test only when labelled), in report order."""
+    return tuple(set_key(source, scored, role) for source in SOURCES.values()
+                 for scored in source.scored for role in scored.roles)
+
+
+def predictions_file(reports_dir: PurePath, key: str) -> PurePath:
+    """The predictions CSV of set ``key`` under evaluate's reports folder."""
+    return reports_dir / "predictions" / f"{key}.csv"
+
+
+def figure_name(key: str) -> str:
+    """The confusion figure of set ``key``, in evaluate's reports folder."""
+    return f"confusion_{key}.png"
 
 
 def _source_sets(source: Source, data: dict, path: str | os.PathLike) -> list[EvalSet]:
@@ -100,10 +117,9 @@ def _source_sets(source: Source, data: dict, path: str | os.PathLike) -> list[Ev
         ids = data[source.ids][rows].astype(str) if source.ids else rows.astype(str)
         part = f"{source.title} {scored.part}"
         for role in scored.roles:
-            key = f"{source.name}_{_snake(scored.part)}" + ("" if role == "final" else f"_{role}")
-            sets.append(EvalSet(key, f"{part}, {ROLE_TITLES[role]}" if name_model else part, role,
-                                FaceRows(data["images"], rows), data["labels"][rows].astype(np.int64), ids,
-                                _synthetic(data), part))
+            title = f"{part}, {ROLE_TITLES[role]}" if name_model else part
+            sets.append(EvalSet(set_key(source, scored, role), title, role, FaceRows(data["images"], rows),
+                                data["labels"][rows].astype(np.int64), ids, _synthetic(data), part))
     return sets
 
 
@@ -146,9 +162,9 @@ def selected_here(s: Scored, info: dict) -> bool:
 
 
 def scores_of(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: dict) -> dict:
-    """Every number of the run (``reports/eval/scores.json``): run facts (``info``), and per
-    scored set its headline figures, its per-class table, whether its numbers are synthetic and
-    whether its model's epoch was chosen on it."""
+    """Every number of the run (``SCORES_FILE`` in evaluate's reports folder): run facts
+    (``info``), and per scored set its headline figures, its per-class table, whether its numbers
+    are synthetic and whether its model's epoch was chosen on it."""
     cost = cost_matrix(cfg.cost)
     facts = {k: v for k, v in info.items() if k != "selected_on"}   # lists; each block says it instead
     sets = {}
@@ -190,7 +206,7 @@ def summary_markdown(metrics: dict, scored: list[Scored], info: dict) -> str:
                      f"{100 * m['cost_accuracy']:.1f} | {'yes' if s.set.synthetic else 'no'} | "
                      f"{'yes' if m['selected_here'] else 'no'} |")
     lines += ["", "Confusion matrices (row percentages, order FE SA HA SU DI AN NE): "
-              + ", ".join(f"[{s.set.key}](confusion_{s.set.key}.png)" for s in scored), ""]
+              + ", ".join(f"[{s.set.key}]({figure_name(s.set.key)})" for s in scored), ""]
     return "\n".join(lines)
 
 
@@ -207,14 +223,14 @@ def write_outputs(scored: list[Scored], cfg: EvaluateConfig, seed: int, info: di
     with atomic_folder(plots_dir) as plots, atomic_folder(reports_dir) as reports:
         for s in scored:
             write_json(plots / f"{s.set.key}.json", dvc_rows(s.set.labels, s.predicted))
-            write_csv(reports / "predictions" / f"{s.set.key}.csv",
+            write_csv(predictions_file(reports, s.set.key),
                       ["id", "true", "predicted", *(f"p_{e}" for e in EMOTIONS)],
                       ([i, EMOTIONS[t], EMOTIONS[p], *(f"{v:.6f}" for v in row)]
                        for i, t, p, row in zip(s.set.ids.tolist(), s.set.labels.tolist(),
                                                s.predicted.tolist(), s.proba)))
             confusion_figure(confusion_matrix(s.set.labels, s.predicted),
                              f"{_title(s, info)}\naccuracy {100 * metrics[s.set.key]['accuracy']:.1f}%",
-                             reports / f"confusion_{s.set.key}.png")
+                             reports / figure_name(s.set.key))
         write_json(reports / SCORES_FILE, scores)
         write_text(reports / "summary.md", summary_markdown(metrics, scored, info))
         write_json(metrics_path, metrics)

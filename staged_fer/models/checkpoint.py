@@ -83,7 +83,7 @@ class Checkpoint:
                                     "rerun `dvc repro` (align_emotiw onwards) to write it in the current format")
             if checkpoint.align is None:
                 raise PipelineError(f"{path}: this {checkpoint.scheme!r} model never met aligned faces, so its run "
-                                    "recorded no align params; predict with the final model (models/stage2.pt)")
+                                    "recorded no align params; predict with the final model (train_stage2's checkpoint)")
         return checkpoint
 
     def run_params(self, where: str | Path) -> RunParams:

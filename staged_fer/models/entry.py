@@ -15,10 +15,21 @@ from .input_spec import InputSpec
 
 
 @dataclass(frozen=True)
+class PaperResult:
+    """What Ng et al. (ICMI 2015, Figure 3) report for a network fine-tuned on one cell of the
+    grid: EmotiW val and test accuracy in %, and the challenge submission it was."""
+    cell: str                  # the grid's name of the stage-1 and stage-2 data, e.g. "fer28-to-emotiw"
+    val: float
+    test: float
+    submission: str            # "S1" ... "S9"
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str                  # the value of params.yaml's `model` and the key of its `models:` section
     title: str                 # how reports name it
-    in_paper: bool             # one of Ng et al.'s networks: the grid runs it by default
+    # Ng et al.'s numbers for it, one per cell they report; empty for a network the paper did not run.
+    paper: tuple[PaperResult, ...]
     config: type               # frozen dataclass of `models.<name>`; has `weights` and `input_size`
     # (config, num_classes, imagenet) -> the network with a fresh num_classes-way head; with
     # imagenet=False every layer is He-initialised (models/init.py), nothing is loaded.
@@ -26,3 +37,12 @@ class ModelEntry:
     input_spec: Callable[[Any], InputSpec]   # config -> the input the network takes
     default_input_size: int    # the side the network was trained on ImageNet at (params.yaml's default)
     min_input_size: int        # the smallest crop whose feature maps reach the classifier
+
+    @property
+    def in_paper(self) -> bool:
+        """One of Ng et al.'s networks: the grid and the demo run it by default."""
+        return bool(self.paper)
+
+    def paper_result(self, cell: str) -> PaperResult | None:
+        """What the paper reports for this network on ``cell``; None where it reports nothing."""
+        return next((r for r in self.paper if r.cell == cell), None)

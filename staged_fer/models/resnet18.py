@@ -44,5 +44,5 @@ def build(cfg: ResNet18Config, num_classes: int, imagenet: bool) -> nn.Module:
     return model
 
 
-ENTRY = ModelEntry(name="resnet18", title="ResNet-18", in_paper=False, config=ResNet18Config, build=build,
+ENTRY = ModelEntry(name="resnet18", title="ResNet-18", paper=(), config=ResNet18Config, build=build,
                    input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)

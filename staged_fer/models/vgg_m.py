@@ -17,7 +17,7 @@ from torch import nn
 
 from .caffe import load_vgg_m_imagenet
 from .config import Weights, check_input_size
-from .entry import ModelEntry
+from .entry import ModelEntry, PaperResult
 from .init import he_init
 from .input_spec import InputSpec
 
@@ -118,5 +118,10 @@ def build(cfg: VggMConfig, num_classes: int, imagenet: bool) -> nn.Module:
     return model
 
 
-ENTRY = ModelEntry(name="vgg_m", title="VGG-CNN-M-2048", in_paper=True, config=VggMConfig, build=build,
+# EmotiW val / test accuracy in % (Figure 3).
+PAPER = (PaperResult("fer28", 42.9, 47.0, "S2"), PaperResult("fer32", 44.1, 51.1, "S6"),
+         PaperResult("fer32-emotiw", 46.9, 52.2, "S9"), PaperResult("fer28-to-emotiw", 47.8, 52.1, "S5"),
+         PaperResult("fer32-to-emotiw", 47.3, 53.8, "S8"))
+
+ENTRY = ModelEntry(name="vgg_m", title="VGG-CNN-M-2048", paper=PAPER, config=VggMConfig, build=build,
                    input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)

@@ -1,7 +1,7 @@
 """Multi-process data parallelism: the stage re-runs itself under torchrun when devices > 1.
 
 The launcher lives in the stage script rather than in dvc.yaml's command so that one command
-(``python stages/train_stage1.py ...``) serves every ``train.devices`` value: DVC reruns the
+(``python stages/train.py stage1 ...``) serves every ``train.devices`` value: DVC reruns the
 stage when the param changes, and a user can run the script by hand the same way.
 """
 from __future__ import annotations
