@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.crop_quality import crop_eye_errors
 from faces_samples import align_config
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
 from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, detect_gray, finish_one
 from staged_fer.faces.decode import read_gray
-from staged_fer.faces.quality import crop_eye_errors
 
 FACES_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-dev"
 pytestmark = pytest.mark.skipif(not (FACES_DEV / "manifest.csv").is_file(),
