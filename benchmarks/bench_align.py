@@ -28,12 +28,14 @@ import cv2
 import numpy as np
 
 from benchmarks.common import REPO, SHARED_DATA, count, input_folder, parse, parser, positive_int
+from benchmarks.crop_quality import crop_eye_errors
 from staged_fer.config import load_params, section
 from staged_fer.faces import geometry
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
-from staged_fer.faces.quality import crop_eye_errors
+from staged_fer.faces.pipeline import align_all
+from staged_fer.faces.pool import worker_count
+from staged_fer.faces.search import ALIGNED, ImageTask
 
 PLAIN_SIDE = 640
 

@@ -30,8 +30,10 @@ import yaml
 from benchmarks.common import REPO as ROOT, SHARED_DATA, count, parse as parse_args, parser, positive_int
 from staged_fer.config import parse
 from staged_fer.faces.config import AlignConfig
-from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, worker_count
+from staged_fer.faces.pipeline import align_all
+from staged_fer.faces.pool import worker_count
 from staged_fer.faces.record import align_record
+from staged_fer.faces.search import ALIGNED, ImageTask
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.models.checkpoint import Checkpoint
 from staged_fer.predict.checkpoint import load_as_recorded

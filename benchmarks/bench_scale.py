@@ -144,7 +144,8 @@ def compare_workers(work: Path, pool: list[Path], n: int, size: int) -> list[tup
     from benchmarks.bench_align import PlainAligner
     from staged_fer.config import parse
     from staged_fer.faces.config import AlignConfig
-    from staged_fer.faces.pipeline import ImageTask, align_all
+    from staged_fer.faces.pipeline import align_all
+    from staged_fer.faces.search import ImageTask
 
     tree = work / "compare"
     build_tree(tree, pool, n)

@@ -33,7 +33,8 @@ from staged_fer.faces import geometry
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.decode import read_gray
 from staged_fer.faces.detection import pad_width, padded
-from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all
+from staged_fer.faces.pipeline import align_all
+from staged_fer.faces.search import ALIGNED, ImageTask
 
 
 def main() -> None:

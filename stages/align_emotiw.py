@@ -28,7 +28,8 @@ from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.blocks import BlockStore
 from staged_fer.faces.contact_sheet import SheetPicks
 from staged_fer.faces.outputs import LOG_COLUMNS, headline, log_rows, metrics, write_reports
-from staged_fer.faces.pipeline import Tally, worker_count
+from staged_fer.faces.pipeline import Tally
+from staged_fer.faces.pool import worker_count
 from staged_fer.faces.record import align_record_json
 from staged_fer.io import write_csv, write_json
 from staged_fer.workdir import key_of

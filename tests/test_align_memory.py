@@ -10,7 +10,8 @@ import pytest
 
 from staged_fer import store
 from staged_fer.faces import blocks, outputs
-from staged_fer.faces.pipeline import ALIGNED, ATTEMPTS, Result
+from staged_fer.faces.detection import ATTEMPTS
+from staged_fer.faces.search import ALIGNED, Result
 from tests.test_align_stage import _params, _run as run_align
 
 SIZE = 32           # align.size: small faces, so that the picks' copies weigh little

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SHARED_DATA = ROOT.parent / "shared" / "data"
-LIBRARY = {"common.py"}                     # imported by the benchmarks, not one itself
+LIBRARY = {"common.py", "crop_quality.py"}   # imported by the benchmarks, not one itself
 RUN_BY = {"gpu_check.py": "gpu_check.sh"}   # run through the script that wraps it
 SKIPPED = r"skipped: (no CUDA|--quick)"
 

@@ -10,7 +10,9 @@ from staged_fer.faces.config import PadConfig
 from staged_fer.faces.contact_sheet import MARKS, failure_picks, marker
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import ALIGNED, DROPPED, ImageTask, Result, attempt_rates, detect_gray, finish_one
+from staged_fer.faces.pipeline import attempt_rates
+from staged_fer.faces.search import (ALIGNED, DROPPED, FALLBACK, ImageTask, Result, detect_gray, finish_one,
+                                     fit_candidates)
 
 # The astronaut's face fills this crop: no margin around it for the cascade's windows.
 TIGHT = (slice(80, 172), slice(180, 266))
@@ -25,7 +27,7 @@ def _align(gray, lm, **cfg):
     cfg = align_config(**cfg)
     detector = FaceDetector(cfg.detector, cfg.pad)
     det, scene = detect_gray(ImageTask("x.png", "Train", 3), gray, detector)
-    return finish_one(det, lm, cfg, detector, scene), det
+    return finish_one(det, lm, cfg, detector, scene, fallback=False), det
 
 
 def _photo_to_crop(eyes, size=256):
@@ -75,7 +77,7 @@ def test_profile_passes_run_only_when_no_frontal_attempt_finds_a_face(dlib_lm):
             raise AssertionError("profile cascade run although the frontal one found the face")
     detector.profile = Forbidden()
     det, scene = detect_gray(ImageTask("x.png", "Train", 3), astronaut_gray(), detector)
-    r = finish_one(det, dlib_lm, cfg, detector, scene)
+    r = finish_one(det, dlib_lm, cfg, detector, scene, fallback=False)
     assert r.outcome == ALIGNED and r.detector == "frontal"
 
 
@@ -161,7 +163,7 @@ class _Stub:
 def _stubbed(stub, gray, **cfg):
     cfg = align_config(**cfg)
     det, scene = detect_gray(ImageTask("x.png", "Train", 0), gray, stub)
-    return finish_one(det, stub, cfg, stub, scene)
+    return finish_one(det, stub, cfg, stub, scene, fallback=False)
 
 
 def test_a_weak_find_within_the_face_a_close_up_holds_gives_way_to_that_face(template):
@@ -183,6 +185,25 @@ def test_a_weak_find_within_the_face_a_close_up_holds_gives_way_to_that_face(tem
     stub = _Stub(template, [aside], {tuple(map(round, aside)): 0.35, frame: 0.0}, other=0.9)
     r = _stubbed(stub, gray)
     assert r.attempt == "frontal" and r.box == aside and r.fit == 0.35
+
+
+def test_a_rejection_is_worded_once_and_the_fallback_crop_is_the_callers_choice(template):
+    """A find fitted below min_fit: its own result says why, the photo's result names it as the
+    best fit in the same words, and ``fallback`` alone (not the photo's split) decides between
+    no face and a crop around its box."""
+    gray = np.full((220, 200), 100, np.uint8)
+    find = (50.0, 60.0, 100.0, 100.0)
+    stub = _Stub(template, [find], {tuple(map(round, find)): 0.2}, other=0.0)
+    cfg = align_config(whole_photo_fit=False)
+    det, scene = detect_gray(ImageTask("x.png", "Train", 0), gray, stub)
+    (own,) = fit_candidates(scene, det.detections, "frontal", stub, cfg, det.task)
+    assert (own.outcome, own.reason, own.box, own.fit) == (DROPPED, "landmark fit 0.200 below align.min_fit 0.3",
+                                                           find, 0.2)
+    dropped = finish_one(det, stub, cfg, stub, scene, fallback=False)
+    assert (dropped.outcome, dropped.reason, dropped.face) == (DROPPED, f"best {own.reason}", None)
+    cropped = finish_one(det, stub, cfg, stub, scene, fallback=True)
+    assert (cropped.outcome, cropped.reason) == (FALLBACK, f"best {own.reason}; crop around the detection box")
+    assert cropped.face.shape == (256, 256) and (cropped.box, cropped.fit, cropped.attempt) == (find, 0.2, "frontal")
 
 
 def _result(path, outcome, detector="", fit=None, attempt="", box=(0, 0, 1, 1)):

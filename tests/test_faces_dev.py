@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.crop_quality import crop_eye_errors
 from faces_samples import align_config
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import ALIGNED, ImageTask, align_all, detect_gray, finish_one
+from staged_fer.faces.pipeline import align_all
+from staged_fer.faces.search import ALIGNED, ImageTask, detect_gray, finish_one
 from staged_fer.faces.decode import read_gray
-from staged_fer.faces.quality import crop_eye_errors
 
 FACES_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-dev"
 pytestmark = pytest.mark.skipif(not (FACES_DEV / "manifest.csv").is_file(),
@@ -45,7 +46,7 @@ def test_tight_crops_are_aligned_through_the_padded_retry(dlib_lm):
     results = []
     for task in _tasks(TIGHT):
         det, scene = detect_gray(task, read_gray(FACES_DEV / task.path), detector)
-        results.append(finish_one(det, dlib_lm, cfg, detector, scene))
+        results.append(finish_one(det, dlib_lm, cfg, detector, scene, fallback=False))
     assert all(r.outcome == ALIGNED for r in results), [(r.task.path, r.reason) for r in results]
     assert {r.attempt for r in results} <= {"frontal_padded", "whole_photo"}
     errors = crop_eye_errors([r.face for r in results], dlib_lm, 256)

@@ -7,7 +7,7 @@ from faces_samples import align_config, astronaut_gray, detector_config, lfw_can
 from staged_fer.faces import geometry
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import ALIGNED, ImageTask, detect_gray, finish_one
+from staged_fer.faces.search import ALIGNED, ImageTask, detect_gray, finish_one
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def dlib_lm():
 def _align(gray, detector, lm, cfg=None):
     cfg = cfg or align_config()
     det, scene = detect_gray(ImageTask("x.png", "Train", 3), gray, detector)
-    return finish_one(det, lm, cfg, detector, scene)
+    return finish_one(det, lm, cfg, detector, scene, fallback=False)
 
 
 def _remeasure(result, photo, lm, size=256):

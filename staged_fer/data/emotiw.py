@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import PipelineError
-from ..faces.pipeline import ImageTask
+from ..faces.search import ImageTask
 from ..labels import EMOTIONS, LABEL_OF, UNLABELED
 from .raw_record import restore_hint
 

@@ -4,4 +4,11 @@ Viola-Jones detection (frontal and profile), 68-point landmarks (FAN or dlib) wi
 that rejects non-faces, eye-based rotation and scale, the paper's crop box, 256x256 grayscale
 with a min-max stretch; images without an acceptable face fall back to a documented crop
 (Val/Test) or are dropped (Train).
+
+  search.py       one photo's face: the API that align_emotiw and predict both prepare faces with
+  detection.py, landmarks.py, geometry.py, decode.py   its parts
+  pool.py         the worker processes both spread their photos over
+  pipeline.py     align_emotiw's aligner over every photo, and the counts of its outcomes
+  blocks.py, outputs.py, contact_sheet.py              what the stage writes
+  config.py, record.py                                 the `align` params, and their record
 """

@@ -29,7 +29,8 @@ from ..io import atomic_folder, load_npz, save_npz
 from ..workdir import KeyedDir
 from .config import AlignConfig
 from .landmarks import FanLandmarker
-from .pipeline import ALIGNED, FALLBACK, THUMB, ImageTask, Result, align_stream
+from .pipeline import THUMB, align_stream
+from .search import ALIGNED, FALLBACK, ImageTask, Result
 
 
 def kept(r: Result) -> bool:

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import save_figure  # noqa: E402
 from ..labels import EMOTIONS, UNLABELED  # noqa: E402
-from .pipeline import ALIGNED, DROPPED, FALLBACK, Result  # noqa: E402
+from .search import ALIGNED, DROPPED, FALLBACK, Result  # noqa: E402
 
 PER_ROW = 10
 MAX_UNDETECTED = 40

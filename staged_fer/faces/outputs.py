@@ -8,7 +8,8 @@ from typing import Sequence
 from ..io import atomic_folder, write_json
 from ..labels import EMOTIONS, UNLABELED
 from .contact_sheet import SheetPicks, aligned_sheet, failures_sheet
-from .pipeline import Result, Tally
+from .pipeline import Tally
+from .search import Result
 
 REPORT_FILE = "alignment.json"                    # every count, in the reports folder
 LOG_COLUMNS = ("path", "split", "label", "detector", "box_x", "box_y", "box_w", "box_h", "fit",

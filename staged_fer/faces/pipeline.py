@@ -1,82 +1,35 @@
-"""The per-image pipeline (read, detect, landmarks, fit test, align or fall back) and its
-parallel driver.
+"""align_emotiw's aligner: the face search (faces/search.py) over every photo, and the counts
+of its outcomes.
 
-Each image is handled independently and the results come back in the order of the tasks
+The stage keeps one face per photo. A photo without an accepted face is dropped from Train,
+since an unaligned face would teach the network the wrong geometry, and gets the fallback crop
+in Val and Test, so that every evaluation photo gets a prediction.
+
+Each photo is handled independently and the results come back in the order of the tasks
 (sorted by path by the caller), so the output does not depend on the number of workers.
-Detection and dlib landmarks run in a process pool whose workers load the cascades and the
-shape predictor once. With FAN, workers only read and detect; the landmark network runs in
-the main process (on `align.device`), each forward pass holding the candidate boxes of several images.
+Detection and dlib landmarks run in worker processes (faces/pool.py) that load the cascades
+and the shape predictor once. With FAN, workers only read and detect; the landmark network
+runs in the main process (on `align.device`), each forward pass holding the candidate boxes of
+several images.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from . import geometry
 from .config import AlignConfig
 from .decode import Unreadable, read_gray
-from .detection import ATTEMPTS, Detection, FaceDetector, Scene
+from .detection import FaceDetector, Scene
 from .landmarks import DlibLandmarker, FanLandmarker, Landmarker
+from .pool import WorkerPool, worker_count
+from .search import (ALIGNED, ATTEMPT_NAMES, DROPPED, MAX_CANDIDATES, OUTCOMES, UNREADABLE, Detected, ImageTask,
+                     Result, detect_gray, finish_one)
 
-# Candidates tried per attempt, largest first: a large false positive (a poster, a pattern)
-# must not hide the real face behind it, but a crowd must not cost a landmark fit per face.
-MAX_CANDIDATES = 3
 THUMB = 96   # side of the thumbnails kept for the report of failed images
-WHOLE_PHOTO = "whole_photo"   # the attempt that fits landmarks to the whole photo, no detector
-ATTEMPT_NAMES = (*ATTEMPTS, WHOLE_PHOTO)
 IN_FLIGHT = 256   # photos per window handed to the worker pool (two windows at most in flight)
-
-ALIGNED, FALLBACK, DROPPED, UNREADABLE = "aligned", "fallback", "dropped", "unreadable"
-OUTCOMES = (ALIGNED, FALLBACK, DROPPED, UNREADABLE)
-
-
-@dataclass(frozen=True)
-class ImageTask:
-    path: str            # relative to the dataset root, POSIX separators
-    split: str           # Train | Val | Test
-    label: int           # FER order; -1 when unlabeled
-    # Set for a file that cannot be labelled (found outside the class folders): logged, not read.
-    skip_reason: str = ""
-
-
-@dataclass
-class Result:
-    task: ImageTask
-    outcome: str
-    reason: str = ""
-    detector: str = ""                   # what found the face: Detection.name, or whole_photo
-    box: tuple[float, float, float, float] | None = None
-    fit: float | None = None
-    eyes: np.ndarray | None = None       # (2, 2): subject's right eye, subject's left eye
-    angle_deg: float | None = None
-    face: np.ndarray | None = None       # (size, size) uint8 for aligned and fallback
-    thumb: np.ndarray | None = None      # small view of the whole photo, for dropped images
-    shape: tuple[int, int] | None = None
-    attempt: str = ""                    # the attempt (ATTEMPT_NAMES) that gave ``box``
-    landmarks: np.ndarray | None = None  # (68, 2) in the photo, for aligned faces
-
-
-@dataclass
-class Detected:
-    """What a detection worker hands to the landmark step: the first attempt that found boxes."""
-    task: ImageTask
-    gray: np.ndarray
-    detections: list[Detection] = field(default_factory=list)
-    attempt: int = len(ATTEMPTS)         # index in ATTEMPTS of ``detections``; len(ATTEMPTS): none found
-
-
-@dataclass
-class _Rejected:
-    candidate: Detection
-    attempt: str
-    fit: float
-    why: str             # the geometry check's reason; "" when the fit itself was too low
 
 
 def _thumb(gray: np.ndarray) -> np.ndarray:
@@ -86,178 +39,35 @@ def _thumb(gray: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_NEAREST)
 
 
-def _first_found(detector: FaceDetector, scene: Scene, start: int,
-                 padded_only: bool = False) -> tuple[int, list[Detection]]:
-    """The first attempt from ``start`` on (only padded ones if asked) that finds any box, and its boxes."""
-    for i in range(start, len(ATTEMPTS)):
-        if padded_only and not ATTEMPTS[i].endswith("_padded"):
-            continue
-        found = detector.detect(scene, ATTEMPTS[i])
-        if found:
-            return i, found
-    return len(ATTEMPTS), []
-
-
-def _read_and_detect(task: ImageTask, root: Path, detector: FaceDetector) -> tuple[Detected | Result, Scene | None]:
-    """The first attempt's finds, and the photo's working copies for the attempts after it."""
-    if task.skip_reason:
-        return Result(task, DROPPED, task.skip_reason), None
-    try:
-        gray = read_gray(root / task.path)
-    except Unreadable as exc:
-        return Result(task, UNREADABLE, str(exc)), None
-    return detect_gray(task, gray, detector)
-
-
-def detect_gray(task: ImageTask, gray: np.ndarray, detector: FaceDetector) -> tuple[Detected, Scene]:
-    scene = detector.scene(gray)
-    attempt, found = _first_found(detector, scene, 0)
-    return Detected(task, gray, found, attempt), scene
-
-
-def detect_one(task: ImageTask, root: Path, detector: FaceDetector) -> Detected | Result:
-    return _read_and_detect(task, root, detector)[0]
-
-
-def _shift(box, by: float):
-    return (box[0] + by, box[1] + by, box[2], box[3])
-
-
-def _fit(scene: Scene, candidates: list[Detection], attempt: str, landmarker: Landmarker, cfg: AlignConfig,
-         task: ImageTask, rejected: list[_Rejected]) -> Result | None:
-    """The first candidate whose landmark fit and geometry pass, aligned; None when none does.
-
-    A padded find is fitted and cropped on the padded photo (its fill, not the crop's own
-    border rule, supplies the pixels outside the photo); box and eyes are logged in the
-    original photo's coordinates.
-    """
-    source, offset = (scene.full_padded, scene.pad_full) if candidates[0].padded else (scene.gray, 0)
-    boxes = [_shift(c.box, offset) for c in candidates]
-    for cand, box, (points, fit) in zip(candidates, boxes, landmarker(source, boxes)):
-        result = _accept(scene, source, offset, cand, attempt, points, fit, cfg, task, rejected)
-        if result is not None:
-            return result
-    return None
-
-
-def _accept(scene: Scene, source: np.ndarray, offset: float, cand: Detection, attempt: str, points: np.ndarray,
-            fit: float, cfg: AlignConfig, task: ImageTask, rejected: list[_Rejected]) -> Result | None:
-    """The aligned face of one fitted candidate (``points`` in ``source``, the photo shifted by
-    ``offset``), or None (logged in ``rejected``) when its fit or geometry fails."""
-    box = _shift(cand.box, offset)
-    why = geometry.implausible(points, box) if fit >= cfg.min_fit else ""
-    if fit < cfg.min_fit or why:
-        rejected.append(_Rejected(cand, attempt, fit, why))
-        return None
-    try:
-        alignment = geometry.align(points, cfg.size, cfg.box_from)
-    except ValueError:
-        return None   # degenerate landmarks (coinciding eyes): not a usable fit
-    face = geometry.stretch(geometry.warp(source, alignment.matrix, cfg.size))
-    return Result(task, ALIGNED, "", cand.name, cand.box, fit, alignment.eyes - offset, alignment.angle_deg,
-                  face=face, shape=scene.gray.shape, attempt=attempt, landmarks=points - offset)
-
-
-def _whole_photo(scene: Scene, landmarker: Landmarker, cfg: AlignConfig, task: ImageTask,
-                 box: tuple[float, float, float, float] | None = None) -> tuple[Result | None, np.ndarray]:
-    """Landmarks fitted in ``box`` (default: the photo's frame): the aligned face when their fit
-    and geometry pass (else None), and the points either way."""
-    h, w = scene.gray.shape
-    cand = Detection(box or (0.0, 0.0, float(w), float(h)), WHOLE_PHOTO)
-    (points, fit), = landmarker(scene.gray, [cand.box])
-    return _accept(scene, scene.gray, 0, cand, WHOLE_PHOTO, points, fit, cfg, task, []), points
-
-
-def finish_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector: FaceDetector,
+def _align_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector: FaceDetector,
                scene: Scene | None = None) -> Result:
-    """Attempts in order until a candidate's landmarks fit; else the whole photo; else fall back.
-
-    A fit below ``align.confident_fit`` does not end the search: a part of a face (a mouth and
-    nose, an eye) can pass the fit and the geometry check when the face it belongs to is too
-    large for the frame. The attempts that look for such a face (the padded one and the whole
-    photo) still run, and the best fit of all is taken, except that a find whose points all lie
-    within the outline of another candidate's face is a part of that face and is not taken
-    (``geometry.part_of``).
-
-    The whole-photo fit needs ``align.whole_photo_min_fit``: no detector vouches for it. Where a
-    find is weak, it also tests whether the photo is a close-up whose face holds the find: the
-    photo's frame is not where a detector would box that face (a crop is cut tighter, off centre)
-    and the landmark model, trained on detector boxes, may not lock on in it, so the landmarks are
-    fitted again in the box a frontal detection would have around the eyes the frame's fit found.
-    That face is a candidate only where a find is a part of it: it then needs just
-    ``align.min_fit``, as the finds do, since the photo is accepted either way and the find shows
-    a face-like pattern there; by its fit alone it could displace a real face (a refit also locks
-    onto an eye and a cheek now and then, at fits above the whole photo's threshold).
-    """
-    task, gray = det.task, det.gray
-    scene = scene or detector.scene(gray)
-    rejected: list[_Rejected] = []
-    weak: list[Result] = []
-    attempt, found = det.attempt, det.detections
-    while found:
-        result = _fit(scene, found[:MAX_CANDIDATES], ATTEMPTS[attempt], landmarker, cfg, task, rejected)
-        if result is not None:
-            if result.fit >= cfg.confident_fit:
-                return result
-            weak.append(result)
-        attempt, found = _first_found(detector, scene, attempt + 1, padded_only=bool(weak))
-    if cfg.whole_photo_fit and min(gray.shape) >= cfg.detector.min_size:
-        whole, points = _whole_photo(scene, landmarker, cfg, task)
-        if weak:
-            box = geometry.face_box(geometry.eye_centres(points))
-            enclosing = _whole_photo(scene, landmarker, cfg, task, box)[0] if box[2] >= 1.0 else None
-            if enclosing is not None and any(geometry.part_of(r.landmarks, enclosing.landmarks) for r in weak):
-                weak.append(enclosing)
-        if whole is not None and whole.fit >= cfg.whole_photo_min_fit:
-            weak.append(whole)
-    faces = [r for r in weak if not any(o is not r and geometry.part_of(r.landmarks, o.landmarks) for o in weak)]
-    if faces:
-        return max(faces, key=lambda r: r.fit)   # ties: the earlier attempt
-    return _fall_back(task, gray, cfg, max(rejected, key=lambda r: r.fit, default=None))
+    """A photo's face, else its fallback crop (Val, Test) or nothing (Train: then a thumbnail of
+    the photo, for the failure sheet)."""
+    result = finish_one(det, landmarker, cfg, detector, scene, fallback=det.task.split != "Train")
+    if result.outcome == DROPPED:
+        result.thumb = _thumb(det.gray)
+    return result
 
 
-def _fall_back(task: ImageTask, gray: np.ndarray, cfg: AlignConfig, best: _Rejected | None) -> Result:
-    if best is None:
-        reason = "no face detected"
-        if min(gray.shape) < cfg.detector.min_size:
-            reason += f" (image {gray.shape[1]}x{gray.shape[0]} is smaller than detector.min_size)"
-    elif best.why:
-        reason = f"best landmark fit {best.fit:.3f} is not a plausible face: {best.why}"
-    else:
-        reason = f"best landmark fit {best.fit:.3f} below align.min_fit {cfg.min_fit}"
-    common = dict(detector=best.candidate.name if best else "", box=best.candidate.box if best else None,
-                  fit=best.fit if best else None, shape=gray.shape, attempt=best.attempt if best else "")
-    if task.split == "Train":
-        # An unaligned face would teach the network the wrong geometry: never trained on.
-        return Result(task, DROPPED, reason, thumb=_thumb(gray), **common)
-    matrix = geometry.fallback_matrix(best.candidate.box if best else None, gray.shape, cfg.size)
-    face = geometry.stretch(geometry.warp(gray, matrix, cfg.size))
-    where = "crop around the detection box" if best else "centred square crop"
-    return Result(task, FALLBACK, f"{reason}; {where}", face=face, **common)
+class _PhotoWorker:
+    """A worker's part of each photo: read and detect, and with dlib the rest of the search."""
 
+    def __init__(self, root: str, cfg: AlignConfig, with_dlib: bool):
+        self.root, self.cfg = Path(root), cfg
+        self.detector = FaceDetector(cfg.detector, cfg.pad)
+        self.landmarker = DlibLandmarker() if with_dlib else None
 
-# --- worker processes -------------------------------------------------------------------
-
-_worker: dict = {}
-
-
-def _init_worker(root: str, cfg: AlignConfig, with_dlib: bool) -> None:
-    cv2.setNumThreads(1)   # one process per core already; OpenCV's own threads would oversubscribe
-    _worker["root"] = Path(root)
-    _worker["cfg"] = cfg
-    _worker["detector"] = FaceDetector(cfg.detector, cfg.pad)
-    _worker["landmarker"] = DlibLandmarker() if with_dlib else None
-
-
-def _work(task: ImageTask) -> Detected | Result:
-    det, scene = _read_and_detect(task, _worker["root"], _worker["detector"])
-    if isinstance(det, Result) or _worker["landmarker"] is None:
-        return det
-    return finish_one(det, _worker["landmarker"], _worker["cfg"], _worker["detector"], scene)
-
-
-def worker_count(requested: int) -> int:
-    return requested if requested > 0 else len(os.sched_getaffinity(0))
+    def __call__(self, task: ImageTask) -> Detected | Result:
+        if task.skip_reason:
+            return Result(task, DROPPED, task.skip_reason)
+        try:
+            gray = read_gray(self.root / task.path)
+        except Unreadable as exc:
+            return Result(task, UNREADABLE, str(exc))
+        det, scene = detect_gray(task, gray, self.detector)
+        if self.landmarker is None:
+            return det
+        return _align_one(det, self.landmarker, self.cfg, self.detector, scene)
 
 
 def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
@@ -284,7 +94,7 @@ def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
     stream = _run(tasks, str(root), cfg, fan is None, n)
     fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
     for item, landmarker in fitted:
-        yield item if isinstance(item, Result) else finish_one(item, landmarker or fan, cfg, detector)
+        yield item if isinstance(item, Result) else _align_one(item, landmarker or fan, cfg, detector)
 
 
 def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
@@ -300,29 +110,19 @@ def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
 
 
 def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
-    if n <= 1 or len(tasks) <= 1:
-        threads = cv2.getNumThreads()
-        _init_worker(root, cfg, with_dlib)
-        try:
-            yield from map(_work, tasks)
-        finally:
-            _worker.clear()
-            cv2.setNumThreads(threads)
-        return
-    # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
-    ctx = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(tasks) // (4 * n)))
-    with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(root, cfg, with_dlib)) as pool:
+    with WorkerPool(min(n, len(tasks)), _PhotoWorker, (root, cfg, with_dlib)) as pool:
         # A window at a time, the next one already submitted: the workers never run more than
         # two windows ahead of this process (a pool's results would otherwise pile up here,
         # photos and all, whenever the landmark step is the slower one).
         ahead = None
         for start in range(0, len(tasks), IN_FLIGHT):
-            window = pool.imap(_work, tasks[start:start + IN_FLIGHT], chunksize=chunk)
+            window = pool.imap(tasks[start:start + IN_FLIGHT], chunk)
             if ahead is not None:
                 yield from ahead
             ahead = window
-        yield from ahead
+        if ahead is not None:
+            yield from ahead
 
 
 def _readable(r: Result) -> bool:

@@ -1,32 +1,30 @@
 """Every face of one photo or frame, prepared exactly as `align_emotiw` prepares a photo.
 
-The steps are the face pipeline's own (staged_fer/faces/pipeline.py): the photo is decoded by
+The steps are face fitting's own (staged_fer/faces/search.py): the photo is decoded by
 ``read_gray``, the faces are found by ``detect_gray`` and each is landmarked, tested (fit and
-geometry) and aligned by ``_fit``, the test the stage applies to each candidate. Only the loop
-differs: the stage keeps one face per photo (its subject), predict keeps each face found. When
-no detection passes, the stage's whole search (``finish_one``: the padded copy, the whole
-photo) runs under the training rule, where a face that fails is dropped, never replaced by the
-fallback crop: predict lists it as rejected, with the reason, and does not classify it.
+geometry) and aligned by ``fit_candidates``, the test the stage applies to each candidate.
+Only the loop differs: the stage keeps one face per photo (its subject), predict keeps each
+face found. When no detection passes, the stage's whole search (``finish_one``: the later
+attempts, the whole photo) runs without the fallback crop: a face that fails is listed as
+rejected, with the reason, and is not classified.
 
-With dlib landmarks the photos are spread over worker processes like the stage's; with FAN
-everything runs in this process, where the network sits on the chosen device.
+With dlib landmarks the photos are spread over worker processes as the stage's are
+(faces/pool.py); with FAN everything runs in this process, where the network sits on the
+chosen device.
 """
 from __future__ import annotations
 
-import multiprocessing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from ..faces.config import AlignConfig
 from ..faces.decode import Unreadable, read_gray, to_gray8
-from ..faces.detection import FaceDetector
+from ..faces.detection import ATTEMPTS, FaceDetector
 from ..faces.landmarks import DlibLandmarker, Landmarker
-from ..faces import pipeline as fp
-from ..faces.pipeline import ALIGNED, DROPPED, ImageTask, Result, worker_count
+from ..faces.pool import WorkerPool, worker_count
+from ..faces.search import ALIGNED, ImageTask, Result, detect_gray, finish_one, fit_candidates
 from ..labels import UNLABELED
 
 ALIGNED_FACE, REJECTED_FACE = "aligned", "rejected"
@@ -64,19 +62,15 @@ class FaceFinder:
             out.unreadable = str(exc)
             return out
         out.shape = gray.shape
-        task = ImageTask(job.name, "Train", UNLABELED)
-        det, scene = fp.detect_gray(task, gray, self.detector)
-        if det.detections:
-            attempt = fp.ATTEMPTS[det.attempt]
-            for cand in det.detections:
-                rejected: list = []
-                result = fp._fit(scene, [cand], attempt, self.landmarker, self.cfg, task, rejected)
-                out.faces.append(result if result is not None else _rejected(task, cand, attempt, rejected,
-                                                                             self.cfg, gray.shape))
+        task = ImageTask(job.name, "", UNLABELED)
+        det, scene = detect_gray(task, gray, self.detector)
+        # Every candidate of that attempt, each in a landmarker call of its own: a face's
+        # result does not depend on the other faces in the photo.
+        for cand in det.detections:
+            out.faces += fit_candidates(scene, [cand], ATTEMPTS[det.attempt], self.landmarker, self.cfg, task)
         if not any(is_aligned(f) for f in out.faces):
             # The stage's whole search (padded copy, whole photo) for a face no detection gave.
-            result = fp.finish_one(det, self.landmarker, self.cfg, self.detector, scene)
-            result.thumb = None          # the stage's failure sheet needs it; predict does not
+            result = finish_one(det, self.landmarker, self.cfg, self.detector, scene, fallback=False)
             if is_aligned(result):
                 out.faces.append(result)
             elif not out.faces:
@@ -84,58 +78,32 @@ class FaceFinder:
         return out
 
 
-def _rejected(task: ImageTask, cand, attempt: str, rejected: list, cfg: AlignConfig, shape) -> Result:
-    """A detection whose landmarks fail the stage's tests, with the reason the stage would log."""
-    rej = rejected[0] if rejected else None
-    if rej is None:
-        reason = "degenerate landmarks (coinciding eyes)"
-    elif rej.why:
-        reason = f"landmark fit {rej.fit:.3f} is not a plausible face: {rej.why}"
-    else:
-        reason = f"landmark fit {rej.fit:.3f} below align.min_fit {cfg.min_fit}"
-    return Result(task, DROPPED, reason, cand.name, cand.box, rej.fit if rej else None, shape=shape, attempt=attempt)
-
-
 def is_aligned(result: Result) -> bool:
     return result.outcome == ALIGNED
 
 
-# --- worker processes -------------------------------------------------------------------
-
-_finder: list[FaceFinder] = []
-
-
-def _init_worker(cfg: AlignConfig) -> None:
-    cv2.setNumThreads(1)   # one process per core already
-    _finder[:] = [FaceFinder(cfg, DlibLandmarker())]
-
-
-def _work(job: Job) -> Analysed:
-    return _finder[0](job)
+def _dlib_finder(cfg: AlignConfig) -> FaceFinder:
+    """A worker's FaceFinder, with dlib's model loaded once per worker."""
+    return FaceFinder(cfg, DlibLandmarker())
 
 
 class Analyser:
-    """Analyses jobs in order, in ``workers`` processes (dlib) or in this process (FAN, or 1 worker)."""
+    """Analyses jobs in order: with dlib in ``workers`` worker processes (faces/pool.py), with
+    FAN in this process, beside the network, OpenCV keeping its own threads for detection."""
 
     def __init__(self, cfg: AlignConfig, fan: Landmarker | None = None):
-        self.cfg = cfg
         self.n = 1 if fan is not None else worker_count(cfg.workers)
         self.local = FaceFinder(cfg, fan) if fan is not None else None
-        self.pool = None
+        self.pool = WorkerPool(self.n, _dlib_finder, (cfg,)) if fan is None else None
 
     def __enter__(self) -> "Analyser":
-        if self.local is None and self.n <= 1:
-            self.local = FaceFinder(self.cfg, DlibLandmarker())
-        elif self.local is None:
-            # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ctx.Pool(self.n, initializer=_init_worker, initargs=(self.cfg,))
+        if self.pool is not None:
+            self.pool.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
-            self.pool.terminate() if exc[0] is not None else self.pool.close()
-            self.pool.join()
+            self.pool.__exit__(*exc)
 
     def submit(self, jobs: Sequence[Job]) -> Callable[[], list[Analysed]]:
         """Start analysing ``jobs``; the returned call waits for their results, in order.
@@ -145,5 +113,5 @@ class Analyser:
         """
         if self.pool is None:
             return lambda: [self.local(job) for job in jobs]
-        pending = self.pool.map_async(_work, jobs, chunksize=max(1, len(jobs) // (4 * self.n)))
-        return pending.get
+        results = self.pool.imap(jobs, chunksize=max(1, len(jobs) // (4 * self.n)))
+        return lambda: list(results)

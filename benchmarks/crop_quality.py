@@ -5,6 +5,9 @@ detection would have there (the crop's layout is fixed, so that box is too), and
 centres it finds are compared with where the paper's box puts the eyes. A crop of a face,
 aligned as intended, has its eyes found within a few pixels of that place; a false face or a
 misplaced crop does not.
+
+A measuring instrument, not part of the pipeline: bench_align.py prints it for the stage's
+crops, tests/test_faces_dev.py bounds it on real photos.
 """
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import geometry
-from .landmarks import Landmarker
+from staged_fer.faces import geometry
+from staged_fer.faces.landmarks import Landmarker
 
 
 def crop_box(size: int) -> tuple[float, float, float, float]:
