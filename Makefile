@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # VGG-CNN-M-2048 as two DVC experiments (demo-alexnet, demo-vgg_m), then `dvc exp show` of both.
 # Each runs from the committed params.yaml plus the overrides in staged_fer/demo.py, in a
 # temporary clean checkout of HEAD: uncommitted edits stay out of it and untouched.
-# Extra overrides: make demo DEMO_ARGS="-S stage1.epochs=2"
+# Extra overrides: make demo DEMO_ARGS="-S phase1.epochs=2"
 
 # The page template of `dvc plots show` (.dvc/config), with vega inlined so it works offline.
 PLOTS_TEMPLATE := .dvc/plots/template.html
@@ -64,7 +64,7 @@ test-gpu: $(STAMP)
 
 # The paper's grid: 2 models x 6 data schemes, queued; run with `dvc queue start --jobs N`.
 # GPUS=0,1,2,3 also runs the queue, one worker per GPU, each run on GPUs of its own.
-# The grid's own arguments: make grid GRID="--models alexnet --seeds 0 1 -S stage1.epochs=5"
+# The grid's own arguments: make grid GRID="--models alexnet --seeds 0 1 -S phase1.epochs=5"
 grid: $(STAMP)
 	python -m staged_fer.evaluation.grid $(if $(GPUS),--gpus $(GPUS)) $(GRID)
 
@@ -73,7 +73,7 @@ report: $(STAMP)
 
 # Classify the faces in photos, folders and videos with the trained model (see
 # docs/use-model.md): make predict INPUT="photos/ clip.mp4" [ANNOTATE=annotated] [PREDICT_ARGS="--fps 5"]
-MODEL := models/stage2.pt
+MODEL := models/phase2.pt
 OUT := predictions.csv
 predict: $(STAMP)
 	@test -n "$(INPUT)" || { echo 'make predict needs INPUT="photo.jpg folder/ video.mp4"'; exit 1; }

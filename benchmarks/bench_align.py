@@ -1,4 +1,4 @@
-"""Photos per second of the align_emotiw stage against a plain aligner, side by side in one run.
+"""Photos per second of the align_target stage against a plain aligner, side by side in one run.
 
 The stage's aligner runs with the `align` params of params.yaml (dlib landmarks: FAN needs
 weights that may not be here); the plain aligner is written here, not in the library: OpenCV's
@@ -29,9 +29,9 @@ import numpy as np
 
 from benchmarks.common import REPO, SHARED_DATA, count, input_folder, parse, parser, positive_int
 from benchmarks.crop_quality import crop_eye_errors
-from staged_fer.config import load_params, section
+from staged_fer.params import load_params, section
 from staged_fer.faces import geometry
-from staged_fer.faces.config import AlignConfig
+from staged_fer.faces.align_params import AlignConfig
 from staged_fer.faces.landmarks import DlibLandmarker
 from staged_fer.faces.pipeline import align_all
 from staged_fer.faces.pool import worker_count

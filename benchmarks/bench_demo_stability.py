@@ -1,14 +1,14 @@
 """Does `make demo` give the same result on every machine? One model's run, 1 and 2 threads x 3 seeds.
 
 The demo's data are built once, as the demo builds them: the stage scripts download_fer,
-decode_fer, align_emotiw and build_splits with the committed params.yaml plus the demo's
+decode_fer, align_target and build_splits with the committed params.yaml plus the demo's
 overrides (staged_fer/demo.py) for --model (AlexNet by default). Then, for every (seed, threads), the
-stage scripts train (stage1, then stage2) and evaluate run in a fresh process with
+stage scripts train (phase1, then phase2) and evaluate run in a fresh process with
 OMP_NUM_THREADS=threads (torch's intra-op threads) and `seed` set to the seed, which drives
 the initial weights, batch order, crops, flips and dropout. Thread counts change the order of
 floating-point sums, the way another CPU does; seeds stand for everything else a machine can
-change. Printed per run: EmotiW Val accuracy of the final and of the stage-1 model, and the
-classes the final model predicts on EmotiW Val (its confusion matrix's non-empty columns).
+change. Printed per run: Target Val accuracy of the final and of the phase-1 model, and the
+classes the final model predicts on Target Val (its confusion matrix's non-empty columns).
 Exits with 1 when the worst final accuracy is below --min-accuracy or a run leaves a class
 unpredicted.
 
@@ -44,8 +44,8 @@ from staged_fer.models import PAPER_MODELS  # noqa: E402
 
 # --quick's data and schedule, after the demo's own overrides.
 QUICK = ["fer.synthetic.train=210", "fer.synthetic.public_test=70", "fer.synthetic.private_test=70",
-         "emotiw.synthetic.train_per_class=4", "emotiw.synthetic.val_per_class=3", "emotiw.synthetic.test=3",
-         "stage1.epochs=1", "stage2.epochs=1", "evaluate.bootstrap=50"]
+         "target.synthetic.train_per_class=4", "target.synthetic.val_per_class=3", "target.synthetic.test=3",
+         "phase1.epochs=1", "phase2.epochs=1", "evaluate.bootstrap=50"]
 from staged_fer.labels import EMOTIONS  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def build_data(work: Path, params: dict) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     path = data / "params.yaml"
     text = yaml.safe_dump(params, sort_keys=False)
-    if (data / "stage2").is_dir() and path.is_file() and path.read_text() == text:
+    if (data / "phase2").is_dir() and path.is_file() and path.read_text() == text:
         print(f"data: reusing {data}", flush=True)
         return data
     path.write_text(text)
@@ -99,11 +99,11 @@ def build_data(work: Path, params: dict) -> Path:
     cpu = stage("download_fer.py", path, log, None, "--out", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json")
     cpu += stage("decode_fer.py", path, log, None, "--csv", f"{d}/fer2013.csv", "--meta", f"{d}/fer2013.meta.json",
           "--out", f"{d}/fer2013.npz", "--reports", f"{d}/reports_fer")
-    cpu += stage("align_emotiw.py", path, log, None, "--out", f"{d}/emotiw", "--log", f"{d}/emotiw_log.csv",
-          "--reports", f"{d}/reports_emotiw", "--metrics", f"{d}/align.json")
-    cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
-          "--stage1", f"{d}/stage1", "--stage2", f"{d}/stage2")
-    rates = json.loads((data / "reports_emotiw" / "alignment.json").read_text())
+    cpu += stage("align_target.py", path, log, None, "--out", f"{d}/target", "--log", f"{d}/target_log.csv",
+          "--reports", f"{d}/reports_target", "--metrics", f"{d}/align.json")
+    cpu += stage("build_splits.py", path, log, None, "--fer", f"{d}/fer2013.npz", "--target", f"{d}/target",
+          "--phase1", f"{d}/phase1", "--phase2", f"{d}/phase2")
+    rates = json.loads((data / "reports_target" / "alignment.json").read_text())
     print(f"data: built in {time.perf_counter() - started:.0f} s ({cpu:.0f} CPU s); Viola-Jones detection rate "
           f"{rates['detection_rate']['all']:.1%}, aligned {rates['alignment_rate']['all']:.1%}", flush=True)
     return data
@@ -118,18 +118,18 @@ def train_and_score(work: Path, data: Path, params: dict, seed: int, threads: in
     log.write_text("")
     r, d = str(run), str(data)
     started = time.perf_counter()
-    cpu = stage("train.py", path, log, threads, "stage1", "--split", f"{d}/stage1", "--out", f"{r}/stage1.pt",
+    cpu = stage("train.py", path, log, threads, "phase1", "--split", f"{d}/phase1", "--out", f"{r}/phase1.pt",
           "--live", f"{r}/dvclive1")
-    cpu += stage("train.py", path, log, threads, "stage2", "--split", f"{d}/stage2", "--init", f"{r}/stage1.pt",
-          "--out", f"{r}/stage2.pt", "--live", f"{r}/dvclive2")
-    cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--emotiw", f"{d}/emotiw",
-          "--stage1", f"{r}/stage1.pt", "--stage2", f"{r}/stage2.pt", "--metrics", f"{r}/eval.json",
+    cpu += stage("train.py", path, log, threads, "phase2", "--split", f"{d}/phase2", "--init", f"{r}/phase1.pt",
+          "--out", f"{r}/phase2.pt", "--live", f"{r}/dvclive2")
+    cpu += stage("evaluate.py", path, log, threads, "--fer", f"{d}/fer2013.npz", "--target", f"{d}/target",
+          "--phase1", f"{r}/phase1.pt", "--phase2", f"{r}/phase2.pt", "--metrics", f"{r}/eval.json",
           "--plots", f"{r}/confusion", "--reports", f"{r}/reports")
     metrics = json.loads((run / "eval.json").read_text())
-    rows = json.loads((run / "confusion" / "emotiw_val.json").read_text())
+    rows = json.loads((run / "confusion" / "target_val.json").read_text())
     predicted = {row["predicted"] for row in rows}
-    return {"seed": seed, "threads": threads, "val": metrics["emotiw_val"]["accuracy"],
-            "val_stage1": metrics["emotiw_val_stage1"]["accuracy"],
+    return {"seed": seed, "threads": threads, "val": metrics["target_val"]["accuracy"],
+            "val_phase1": metrics["target_val_phase1"]["accuracy"],
             "fer": metrics["fer_public_test"]["accuracy"],
             "missing": [e for e in EMOTIONS if e not in predicted], "seconds": time.perf_counter() - started,
             "cpu": cpu}
@@ -164,17 +164,17 @@ def measure(args, work: Path) -> int:
     runs = [(s, t) for s in args.seeds for t in args.threads]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda st: train_and_score(work, data, params, *st), runs))
-    print(f"\n{'seed':>4} {'threads':>7}  {'EmotiW Val':>10}  {'stage 1':>7}  {'FER Public':>10}  "
+    print(f"\n{'seed':>4} {'threads':>7}  {'Target Val':>10}  {'phase 1':>7}  {'FER Public':>10}  "
           f"{'classes predicted':>17}  {'wall s':>6}  {'CPU s':>6}")
     for r in results:
         classes = f"{7 - len(r['missing'])}/7" + (f" (no {', '.join(r['missing'])})" if r["missing"] else "")
-        print(f"{r['seed']:>4} {r['threads']:>7}  {r['val']:>10.3f}  {r['val_stage1']:>7.3f}  {r['fer']:>10.3f}  "
+        print(f"{r['seed']:>4} {r['threads']:>7}  {r['val']:>10.3f}  {r['val_phase1']:>7.3f}  {r['fer']:>10.3f}  "
               f"{classes:>17}  {r['seconds']:>6.0f}  {r['cpu']:>6.0f}")
     worst = min(r["val"] for r in results)
     spread = max(r["val"] for r in results) - worst
     ok = worst >= args.min_accuracy and not any(r["missing"] for r in results)
     verdict = "not judged (--quick)" if args.quick else "PASS" if ok else "FAIL"
-    print(f"worst EmotiW Val {worst:.3f} (spread {spread:.3f}); every class predicted in every run: "
+    print(f"worst Target Val {worst:.3f} (spread {spread:.3f}); every class predicted in every run: "
           f"{not any(r['missing'] for r in results)} -> {verdict}; load average now "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0 if ok or args.quick else 1

@@ -1,6 +1,6 @@
 """How long a no-op `dvc status` takes on the project's pipeline with a 2,000-photo SFEW tree.
 
-The SFEW tree is a dependency of align_emotiw, so `dvc status` looks at every photo. DVC keeps
+The SFEW tree is a dependency of align_target, so `dvc status` looks at every photo. DVC keeps
 the hash of each file in its state database, keyed by inode, size and modification time: only
 the first status after the photos arrive reads them; later ones stat them. This script copies
 the project (its git-tracked files) into a temporary git repository, fills the raw-data
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         floor = statistics.median(t[0] for t in floor), statistics.median(t[1] for t in floor)
 
         write_photos(project / SFEW, args.photos, args.kb)
-        timed(project, "commit", "-f", "-q", "align_emotiw")   # the lock now pins the tree
+        timed(project, "commit", "-f", "-q", "align_target")   # the lock now pins the tree
         # A fresh state database, so the first status reads every photo, as after a fresh copy.
         shutil.rmtree(state)
         first, out = timed(project, "status")

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import REPO, SHARED_DATA, count, parse, parser, positive_float, positive_int  # noqa: E402
 from staged_fer.data.splits import Bank, Split  # noqa: E402
 from staged_fer.inputs.batches import DeviceImages, random_crops  # noqa: E402
-from staged_fer.inputs.config import InputConfig  # noqa: E402
+from staged_fer.inputs.input_params import InputConfig  # noqa: E402
 from staged_fer.models import build_model, input_spec  # noqa: E402
-from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
+from staged_fer.training.phase_params import RuntimeConfig, PhaseConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 FER_CSV = SHARED_DATA / "fer2013.csv.gz"
@@ -48,7 +48,7 @@ def load_faces(n: int) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def models_cfg(size: int):
-    from staged_fer.config import load_params, section
+    from staged_fer.params import load_params, section
     from staged_fer.models import ModelsConfig
     params = load_params(REPO / "params.yaml")
     raw = params["models"]
@@ -65,10 +65,10 @@ def bench_training_loop(images, labels, device, size: int, rounds: int, batch: i
     cfg = models_cfg(size)
     spec = input_spec("alexnet", cfg)
     split = Split("fer28", (Bank("train", images, labels),), (Bank("val", images[:batch], labels[:batch]),), False)
-    stage = StageConfig("fer28", 1, batch, 0.001, 10, 0.9, 0.0005, "last", False, "val", 0.1)
+    phase = PhaseConfig("fer28", 1, batch, 0.001, 10, 0.9, 0.0005, "last", False, "val", 0.1)
     train = RuntimeConfig(1, device.type, False, True)
     torch.manual_seed(0)
-    trainer = Trainer(build_model("alexnet", cfg, pretrained=False), spec, split, stage,
+    trainer = Trainer(build_model("alexnet", cfg, pretrained=False), spec, split, phase,
                       InputConfig(resize=round(size * 256 / 227), flip=True), train, 0, device, progress=False)
     real_batch = trainer.train_data.batch
     crops = random_crops(batch, trainer.input.resize, size, True, torch.Generator().manual_seed(0))

@@ -1,4 +1,4 @@
-"""predict's time on a folder of photos against `align_emotiw`'s aligner alone on the same photos.
+"""predict's time on a folder of photos against `align_target`'s aligner alone on the same photos.
 
 Classification must not dominate: the whole of ``staged_fer.predict`` (finding and aligning
 every face, batched inference with a trained-shape AlexNet at the paper's 227 px, the CSV)
@@ -28,8 +28,8 @@ import torch
 import yaml
 
 from benchmarks.common import REPO as ROOT, SHARED_DATA, count, parse as parse_args, parser, positive_int
-from staged_fer.config import parse
-from staged_fer.faces.config import AlignConfig
+from staged_fer.params import parse
+from staged_fer.faces.align_params import AlignConfig
 from staged_fer.faces.pipeline import align_all
 from staged_fer.faces.pool import worker_count
 from staged_fer.faces.record import align_record
@@ -83,10 +83,10 @@ def main() -> None:
         tasks = [ImageTask(s.path.relative_to(folder).as_posix(), "Val", -1) for s in sources]
         torch.manual_seed(0)
         state = build_model("alexnet", parse(ModelsConfig, models, "models"), pretrained=False).state_dict()
-        ckpt = scratch / "stage2.pt"
+        ckpt = scratch / "phase2.pt"
         Checkpoint(model="alexnet", state_dict=state,
                    params={"seed": 0, "model": "alexnet", "models": models, "input": {"resize": 256, "flip": True}},
-                   epoch=1, best_val_acc=None, history=[], synthetic=True, scheme="emotiw",
+                   epoch=1, best_val_acc=None, history=[], synthetic=True, scheme="target",
                    align=align_record(cfg)).write(ckpt)
         model = load_as_recorded(ckpt, torch.device("cpu"), {"workers": args.workers})
         print(f"{what}; dlib landmarks, {worker_count(args.workers)} worker process(es), "
@@ -105,7 +105,7 @@ def main() -> None:
             print(f"  round {r + 1}: predict {predict_times[-1]:.2f} s", flush=True)
         aligned = sum(x.outcome == ALIGNED for x in results)
         a, t = min(align_times), min(predict_times)
-        print(f"align_emotiw's aligner: {a:6.2f} s ({len(tasks) / a:5.1f} photos/s; {aligned} aligned)  "
+        print(f"align_target's aligner: {a:6.2f} s ({len(tasks) / a:5.1f} photos/s; {aligned} aligned)  "
               f"rounds: {', '.join(f'{x:.2f}' for x in align_times)}")
         print(f"predict:                {t:6.2f} s ({len(tasks) / t:5.1f} photos/s; {counts.faces} faces classified, "
               f"{counts.rejected} rejected)  rounds: {', '.join(f'{x:.2f}' for x in predict_times)}")

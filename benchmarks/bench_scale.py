@@ -6,8 +6,8 @@ read, detected, landmarked and aligned on its own). Then each step runs as a pro
 own, whose peak resident set the kernel reports (wait4: the largest of the process and of the
 workers it waited for):
 
-  align        stages/align_emotiw.py, dlib landmarks, `--workers` processes, into the face store
-  build_splits stages/build_splits.py, the `emotiw` scheme (rows of the store, linked in)
+  align        stages/align_target.py, dlib landmarks, `--workers` processes, into the face store
+  build_splits stages/build_splits.py, the `target` scheme (rows of the store, linked in)
   train epoch  one epoch of AlexNet at 64 px (random weights) on the Train split, its batches
                streamed from the store (the path a split larger than memory takes)
 
@@ -62,18 +62,18 @@ def build_tree(root: Path, pool: list[Path], n: int) -> None:
 def write_params(path: Path, tree: Path, workers: int, size: int, batch: int) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["seed"] = 0
-    params["emotiw"].update(source="dir", root=str(tree))
+    params["target"].update(source="dir", root=str(tree))
     params["align"].update(landmarks="dlib", workers=workers, size=size)
-    params["stage1"].update(data="emotiw", epochs=1, batch_size=batch)
-    params["stage2"].update(data="none")
+    params["phase1"].update(data="target", epochs=1, batch_size=batch)
+    params["phase2"].update(data="none")
     params["models"]["alexnet"].update(weights="none", input_size=64)
     params["input"].update(resize=72)
-    params["train"].update(device="cpu", devices=1)
+    params["runtime"].update(device="cpu", devices=1)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def write_fer(path: Path) -> None:
-    """A token decoded FER file: build_splits reads every source, the `emotiw` scheme uses none of it."""
+    """A token decoded FER file: build_splits reads every source, the `target` scheme uses none of it."""
     from staged_fer.io import save_npz
     rng = np.random.default_rng(0)
     save_npz(path, images=rng.integers(0, 256, (21, 48, 48), dtype=np.uint8), labels=np.arange(21) % 7,
@@ -100,12 +100,12 @@ def train_epoch(split: str, params: str) -> None:
     from staged_fer.data.splits import load_split
     from staged_fer.models import build_model, input_spec
     from staged_fer.training.loop import Trainer
-    from staged_fer.training.stage import read_params
+    from staged_fer.training.phase import read_params
 
-    p = read_params(params, "stage1")
+    p = read_params(params, "phase1")
     torch.manual_seed(p.seed)
     model = build_model(p.model, p.models, num_classes=7, pretrained=True)
-    trainer = Trainer(model, input_spec(p.model, p.models), load_split(split), p.stage, p.input, p.runtime,
+    trainer = Trainer(model, input_spec(p.model, p.models), load_split(split), p.phase, p.input, p.runtime,
                       p.seed, torch.device("cpu"), progress=False, memory_budget=0)
     started = time.perf_counter()
     trainer.train_one_epoch(0)
@@ -121,16 +121,16 @@ def run_size(work: Path, pool: list[Path], n: int, args) -> dict:
     write_fer(data / "fer.npz")
     py = sys.executable
     rows = {}
-    seconds, rss = measured([py, "stages/align_emotiw.py", "--params", str(params), "--out", str(data / "emotiw"),
+    seconds, rss = measured([py, "stages/align_target.py", "--params", str(params), "--out", str(data / "target"),
                              "--log", str(data / "log.csv"), "--reports", str(data / "reports"),
                              "--metrics", str(data / "align.json")], data / "align.txt")
     rows["align"] = (seconds, n / seconds, rss)
-    faces = len(np.load(data / "emotiw" / "index.npz")["labels"])
+    faces = len(np.load(data / "target" / "index.npz")["labels"])
     seconds, rss = measured([py, "stages/build_splits.py", "--params", str(params), "--fer", str(data / "fer.npz"),
-                             "--emotiw", str(data / "emotiw"), "--stage1", str(data / "stage1"),
-                             "--stage2", str(data / "stage2")], data / "splits.txt")
+                             "--target", str(data / "target"), "--phase1", str(data / "phase1"),
+                             "--phase2", str(data / "phase2")], data / "splits.txt")
     rows["build_splits"] = (seconds, faces / seconds, rss)
-    seconds, rss = measured([py, str(Path(__file__).resolve()), "--train-epoch", str(data / "stage1"), str(params)],
+    seconds, rss = measured([py, str(Path(__file__).resolve()), "--train-epoch", str(data / "phase1"), str(params)],
                             data / "train.txt")
     epoch = json.loads((data / "train.txt").read_text().strip().splitlines()[-1])
     rows["train epoch"] = (seconds, epoch["faces"] / epoch["seconds"], rss)
@@ -142,8 +142,8 @@ def run_size(work: Path, pool: list[Path], n: int, args) -> dict:
 def compare_workers(work: Path, pool: list[Path], n: int, size: int) -> list[tuple[str, float]]:
     """Photos/s of the stage's aligner at 1 and 2 workers and of the plain aligner, on n photos."""
     from benchmarks.bench_align import PlainAligner
-    from staged_fer.config import parse
-    from staged_fer.faces.config import AlignConfig
+    from staged_fer.params import parse
+    from staged_fer.faces.align_params import AlignConfig
     from staged_fer.faces.pipeline import align_all
     from staged_fer.faces.search import ImageTask
 

@@ -21,18 +21,18 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REPO, count, parse, parser, positive_int  # noqa: E402
-from staged_fer.config import load_params, section  # noqa: E402
+from staged_fer.params import load_params, section  # noqa: E402
 from staged_fer.inputs.gray import fold_gray_input  # noqa: E402
 from staged_fer.models import MODEL_NAMES, ModelsConfig, build_model, count_parameters, input_spec  # noqa: E402
-from staged_fer.training.config import StageConfig  # noqa: E402
+from staged_fer.training.phase_params import PhaseConfig  # noqa: E402
 from staged_fer.training.loop import sgd  # noqa: E402
 
 # Images one grid run sees: FER28 Training + PublicTest validation per epoch, 30 epochs; the
-# grid is 12 runs (6 schemes x 2 models), stage-2 EmotiW runs being ~30x smaller.
+# grid is 12 runs (6 schemes x 2 models), phase-2 EmotiW runs being ~30x smaller.
 GRID_IMAGES = 12 * 30 * (28709 + 3589 / 3)   # validation forward costs about a third of a step
 
 
-def step_rate(name: str, cfg, stage: StageConfig, device: torch.device, batch: int, steps: int, channels: str,
+def step_rate(name: str, cfg, phase: PhaseConfig, device: torch.device, batch: int, steps: int, channels: str,
               bf16: bool) -> tuple[float, float]:
     spec = input_spec(name, cfg)
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def step_rate(name: str, cfg, stage: StageConfig, device: torch.device, batch: i
     model.to(device).train()
     if bf16:
         model.to(memory_format=torch.channels_last)
-    opt = sgd(model.parameters(), stage)
+    opt = sgd(model.parameters(), phase)
     x = torch.randn(batch, 1 if channels == "gray" else 3, spec.size, spec.size, device=device)
     if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -70,7 +70,7 @@ def step_rate(name: str, cfg, stage: StageConfig, device: torch.device, batch: i
     return rate, peak
 
 
-def optimizer_ratio(name: str, cfg, stage: StageConfig, device: torch.device, steps: int) -> float:
+def optimizer_ratio(name: str, cfg, phase: PhaseConfig, device: torch.device, steps: int) -> float:
     """Fused SGD steps per second over foreach ones, on the same weights and gradients."""
     model = build_model(name, cfg, pretrained=False).to(device)
     for p in model.parameters():
@@ -78,7 +78,7 @@ def optimizer_ratio(name: str, cfg, stage: StageConfig, device: torch.device, st
     rates = {}
     for _ in range(2):   # alternating rounds: load on a shared machine hits both alike
         for fused in (False, True):
-            opt = sgd(model.parameters(), stage, fused=fused)
+            opt = sgd(model.parameters(), phase, fused=fused)
             opt.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -111,7 +111,7 @@ def main() -> None:
     params = load_params(REPO / "params.yaml")
     raw = {n: {**c, "weights": "none"} for n, c in params["models"].items()}
     cfg = section({"models": raw}, "models", ModelsConfig)
-    stage = section(params, "stage1", StageConfig)
+    phase = section(params, "phase1", PhaseConfig)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)}), bf16 {not args.no_bf16}" if device.type == "cuda" else "")
           + f"; batch {args.batch}, {args.steps} timed steps after one warm-up")
@@ -119,14 +119,14 @@ def main() -> None:
         spec = input_spec(name, cfg)
         rates = {}
         for channels in ("gray", "rgb"):
-            rates[channels], peak = step_rate(name, cfg, stage, device, args.batch, args.steps, channels,
+            rates[channels], peak = step_rate(name, cfg, phase, device, args.batch, args.steps, channels,
                                               device.type == "cuda" and not args.no_bf16)
             mem = f", peak GPU memory {peak:.2f} GiB" if device.type == "cuda" else ""
             print(f"[3] {name:8s} {spec.size} px, {channels:4s} input: {rates[channels]:9.1f} img/s{mem}")
         params_m = count_parameters(build_model(name, cfg, pretrained=False)) / 1e6
         print(f"    {name}: {params_m:.1f}M parameters; 1-channel folded / 3-channel = "
               f"{rates['gray'] / rates['rgb']:.2f}x; optimizer step fused / foreach = "
-              f"{optimizer_ratio(name, cfg, stage, device, max(args.steps, 3)):.2f}x")
+              f"{optimizer_ratio(name, cfg, phase, device, max(args.steps, 3)):.2f}x")
         if device.type == "cuda":
             print(f"    paper grid (12 runs x 30 epochs) with {name} at this rate: "
                   f"{GRID_IMAGES / rates['gray'] / 60:.1f} min")

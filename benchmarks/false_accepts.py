@@ -28,9 +28,9 @@ import numpy as np
 from skimage import data
 
 from benchmarks.common import REPO, SHARED_DATA, parse, parser, positive_int
-from staged_fer.config import load_params, section
+from staged_fer.params import load_params, section
 from staged_fer.faces import geometry
-from staged_fer.faces.config import AlignConfig
+from staged_fer.faces.align_params import AlignConfig
 from staged_fer.faces.decode import read_gray
 from staged_fer.faces.detection import pad_width, padded
 from staged_fer.faces.pipeline import align_all

@@ -2,7 +2,7 @@
 
 On CUDA: the input path at 227 px against ImageFolder + DataLoader (8 workers); train-step
 images/s of AlexNet at 227 and VGG-M at 224 (bf16, channels_last, batch 128); one real
-stage-1 epoch of AlexNet at 227 px on the real FER-2013 in ../shared (time, GPU memory peak);
+phase-1 epoch of AlexNet at 227 px on the real FER-2013 in ../shared (time, GPU memory peak);
 and the wall time of the paper's 12-run grid projected from those figures. Without CUDA each
 measurement runs once at a token size on the CPU, so that the script's every line has run
 before it meets a GPU, and its row reads "skipped: no CUDA"; --quick does the same on CUDA.
@@ -25,17 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_input_path import bench_input_only, load_faces, models_cfg, sync  # noqa: E402
 from bench_train_step import step_rate  # noqa: E402
 from benchmarks.common import REPO as ROOT, SHARED_DATA, parse, parser  # noqa: E402
-from staged_fer.config import load_params, read_stage_params, section  # noqa: E402
+from staged_fer.params import load_params, read_stage_params, section  # noqa: E402
 from staged_fer.data.fer_decode import decode_fer_buffer  # noqa: E402
 from staged_fer.data.splits import SplitsParams, build_split  # noqa: E402
-from staged_fer.evaluation.grid import SCHEMES  # noqa: E402
-from staged_fer.inputs.config import InputConfig  # noqa: E402
+from staged_fer.evaluation.grid import RECIPES  # noqa: E402
+from staged_fer.inputs.input_params import InputConfig  # noqa: E402
 from staged_fer.models import PAPER_MODELS as MODELS, ModelsConfig, build_model, input_spec  # noqa: E402
-from staged_fer.training.config import RuntimeConfig, StageConfig  # noqa: E402
+from staged_fer.training.phase_params import RuntimeConfig, PhaseConfig  # noqa: E402
 from staged_fer.training.loop import Trainer  # noqa: E402
 
 FER_GZ = SHARED_DATA / "fer2013.csv.gz"
-EMOTIW_TRAIN = 921   # SFEW 2.0 training faces (the paper's count); the grid's stage 2 and FER32+EmotiW
+TARGET_TRAIN = 921   # SFEW 2.0 training faces (the paper's count); the grid's phase 2 and FER32+EmotiW
 
 
 def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
@@ -51,14 +51,14 @@ def load_fer(per_usage: int | None) -> dict[str, np.ndarray] | None:
 
 
 def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
-    """One stage-1 epoch (train + validation) of AlexNet at 227 px on FER28, as train_stage1 runs it."""
+    """One phase-1 epoch (train + validation) of AlexNet at 227 px on FER28, as train_phase1 runs it."""
     params = load_params(ROOT / "params.yaml")
     split = build_split("fer28", read_stage_params(params, SplitsParams).schemes["fer28"], {"fer": fer})
     cfg = models_cfg(227)
-    stage = section({"stage1": {**params["stage1"], "batch_size": batch}}, "stage1", StageConfig)
+    phase = section({"phase1": {**params["phase1"], "batch_size": batch}}, "phase1", PhaseConfig)
     train = RuntimeConfig(1, device.type, False, True)
     torch.manual_seed(0)
-    trainer = Trainer(build_model("alexnet", cfg, pretrained=False), input_spec("alexnet", cfg), split, stage,
+    trainer = Trainer(build_model("alexnet", cfg, pretrained=False), input_spec("alexnet", cfg), split, phase,
                       InputConfig(256, True), train, 0, device, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -75,19 +75,19 @@ def real_epoch(fer: dict, device: torch.device, batch: int) -> dict[str, float]:
 
 
 def grid_hours(per_image: dict[str, float], fer: dict) -> float:
-    """The 12 runs' training time: every epoch of both stages at the measured seconds per training
+    """The 12 runs' training time: every epoch of both phases at the measured seconds per training
     image (validation included, in FER28's proportion), `evaluate` and start-up left out."""
     params = load_params(ROOT / "params.yaml")
     usage = fer["usage"]
     fer28 = int((usage == "Training").sum())
     fer32 = fer28 + int((usage == "PublicTest").sum())
-    stage1 = {"fer28": fer28, "fer32": fer32, "fer32_emotiw": fer32 + EMOTIW_TRAIN, "none": 0}
-    stage2 = {"emotiw": EMOTIW_TRAIN, "none": 0}
+    phase1 = {"fer28": fer28, "fer32": fer32, "fer32_target": fer32 + TARGET_TRAIN, "none": 0}
+    phase2 = {"target": TARGET_TRAIN, "none": 0}
     total = 0.0
     for model in MODELS:
-        for scheme in SCHEMES:
-            images = (params["stage1"]["epochs"] * stage1[scheme.stage1]
-                      + params["stage2"]["epochs"] * stage2[scheme.stage2])
+        for recipe in RECIPES:
+            images = (params["phase1"]["epochs"] * phase1[recipe.phase1]
+                      + params["phase2"]["epochs"] * phase2[recipe.phase2])
             total += images * per_image[model]
     return total / 3600
 
@@ -121,23 +121,23 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     cfg = section({"models": {n: {**c, "weights": "none"} for n, c in params["models"].items()}}, "models",
                   ModelsConfig)
-    stage = section(params, "stage1", StageConfig)
+    phase = section(params, "phase1", PhaseConfig)
     step = {}
     for name in MODELS:
-        rate, peak = step_rate(name, cfg, stage, device, 128 if full else 2, 30 if full else 1, "gray", True)
+        rate, peak = step_rate(name, cfg, phase, device, 128 if full else 2, 30 if full else 1, "gray", True)
         step[name] = rate
         size = input_spec(name, cfg).size
         rows.append((f"train step {name} {size} px, bf16, channels_last, batch 128",
                      f"{rate:,.0f} img/s, peak {peak:.2f} GiB" if full else skipped))
 
-    # One real stage-1 epoch on FER-2013.
+    # One real phase-1 epoch on FER-2013.
     fer = load_fer(None if full else 32)
     if fer is None:
-        rows.append(("stage-1 epoch, AlexNet 227 px, real FER-2013", f"skipped: {FER_GZ} not found"))
+        rows.append(("phase-1 epoch, AlexNet 227 px, real FER-2013", f"skipped: {FER_GZ} not found"))
         rows.append(("paper grid (12 runs), projected", "skipped: no epoch measured"))
     else:
         epoch = real_epoch(fer, device, 128 if full else 32)
-        rows.append((f"stage-1 epoch, AlexNet 227 px, real FER28 ({epoch['train']:,} train + {epoch['val']:,} val)",
+        rows.append((f"phase-1 epoch, AlexNet 227 px, real FER28 ({epoch['train']:,} train + {epoch['val']:,} val)",
                      f"{epoch['seconds']:.1f} s, peak {epoch['peak_gib']:.2f} GiB" if full else skipped))
         # VGG-M's epoch scaled from AlexNet's by their train-step rates.
         per_image = {m: epoch["per_train_image"] * step["alexnet"] / step[m] for m in MODELS}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device check of a CUDA machine, one command, under 8 minutes on one GPU: `make test-gpu`,
 # then benchmarks/gpu_check.py (input path vs ImageFolder + DataLoader at 227 px, train-step
-# images/s of both networks, one real stage-1 epoch on FER-2013, the grid's projected time),
+# images/s of both networks, one real phase-1 epoch on FER-2013, the grid's projected time),
 # printed as one table. Without CUDA the tests skip with their reasons and each measurement
 # runs once at a token size on the CPU, its row marked "skipped: no CUDA"; exit code 0.
 #   bash benchmarks/gpu_check.sh [--quick]   (from anywhere; uses the repository's .venv)

@@ -39,18 +39,18 @@ PREFIX = "demo-"
 # ImageNet ones need a download) and 64-pixel inputs (AlexNet's smallest) keep both networks
 # within minutes on two CPU cores. The schedule aims at a result that is the same on every
 # machine (benchmarks/bench_demo_stability.py checks that with 1 and 2 threads, 3 seeds):
-# - lr 0.01 at batch 32 in stage 1. At 64 px both networks' pool5 map is 1x1, and the
+# - lr 0.01 at batch 32 in phase 1. At 64 px both networks' pool5 map is 1x1, and the
 #   adaptive pooling before fc6 copies it 36 times, so fc6's 36 copies of each weight get the
 #   same gradient and move together: fc6 learns 36x faster than the lr says. Higher rates (or
 #   an init that keeps activations at unit scale) blow the first steps up and leave the
 #   network dead at chance; at 0.01 the network instead sits near chance for its first few
 #   dozen steps, and how long it sits there decided the result. Batches of 32 give twice the
-#   steps of 64 for the same images and leave that plateau an epoch earlier (stage-1 Val 0.47
+#   steps of 64 for the same images and leave that plateau an epoch earlier (phase-1 Val 0.47
 #   against 0.38 for 64); the fused SGD step keeps the smaller batch cheap.
-# - 7 epochs in stage 1: after 5, VGG-M was still learning (stage-1 Val 0.53 and climbing) and
+# - 7 epochs in phase 1: after 5, VGG-M was still learning (phase-1 Val 0.53 and climbing) and
 #   its final model was 0.57-0.69 over seeds and threads, three runs of six never predicting
 #   Sad; after 7, 0.79-0.84 with every class. The two epochs add about 1.5 minutes.
-# - stage 2 runs longer than stage 1 at a lower rate: its 280 faces are cheap, and the
+# - phase 2 runs longer than phase 1 at a lower rate: its 280 faces are cheap, and the
 #   adaptation keeps gaining for about ten epochs.
 # - the last epochs of each stage at lr / 10, and `keep: best`: small final steps settle a
 #   run, and the kept epoch is a settled one.
@@ -59,28 +59,28 @@ PREFIX = "demo-"
 #   (staged_fer/models/vgg_m.py says why), and the same rates suit it.
 OVERRIDES: tuple[str, ...] = (
     "fer.source=synthetic",
-    "emotiw.source=synthetic",
+    "target.source=synthetic",
     "align.landmarks=dlib",
     "align.detector.max_side=480",
     "align.detector.min_size=40",
     *(value for model in PAPER_MODELS
       for value in (f"models.{model}.weights=none", f"models.{model}.input_size=64")),
     "input.resize=72",
-    "stage1.epochs=7",
-    "stage1.lr=0.01",
-    "stage1.lr_step=6",
-    "stage1.batch_size=32",
-    "stage1.class_weights=true",
-    "stage2.epochs=12",
-    "stage2.lr=0.003",
-    "stage2.lr_step=10",
-    "stage2.batch_size=32",
-    "stage2.class_weights=true",
+    "phase1.epochs=7",
+    "phase1.lr=0.01",
+    "phase1.lr_step=6",
+    "phase1.batch_size=32",
+    "phase1.class_weights=true",
+    "phase2.epochs=12",
+    "phase2.lr=0.003",
+    "phase2.lr_step=10",
+    "phase2.batch_size=32",
+    "phase2.class_weights=true",
 )
 
 # The `dvc exp show` columns that fit a 120-column terminal: which run, its data schemes, and
-# EmotiW Val accuracy of the final and of the stage-1 model.
-SHOW_COLUMNS = r"Experiment|^model$|stage[12]\.data|emotiw_val\.accuracy$|emotiw_val_stage1\.accuracy$"
+# Target Val accuracy of the final and of the phase-1 model.
+SHOW_COLUMNS = r"Experiment|^model$|phase[12]\.data|target_val\.accuracy$|target_val_phase1\.accuracy$"
 SHOW_WIDTH = 120
 
 
@@ -153,7 +153,7 @@ def remove_previous(repo: Path, names: Sequence[str]) -> None:
 
 def detection_line(checkout: Path) -> str:
     """The alignment stage's detection and alignment rates, as one line."""
-    path = checkout / pipeline_paths(checkout / DVC_YAML)["emotiw_reports"] / ALIGNMENT_REPORT
+    path = checkout / pipeline_paths(checkout / DVC_YAML)["target_reports"] / ALIGNMENT_REPORT
     rates = json.loads(path.read_text())
     det, ali = rates["detection_rate"]["all"], rates["alignment_rate"]["all"]
     return (f"synthetic SFEW: the Viola-Jones detector found {det:.1%} of the faces; "

@@ -1,6 +1,6 @@
 """Export a trained checkpoint to ONNX, with the input path inside the graph and a JSON sidecar.
 
-``python -m staged_fer.export models/stage2.pt --onnx stage2.onnx [--metrics metrics/eval.json]``
+``python -m staged_fer.export models/phase2.pt --onnx phase2.onnx [--metrics metrics/eval.json]``
 
 The graph takes what the pipeline's aligner produces and returns what evaluate scores:
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from .cli import run_stage
+from .cli import run_phase
 from .errors import PipelineError
 from .io import atomic_path, read_json_object, write_json
 from .labels import EMOTIONS, NUM_CLASSES
@@ -47,7 +47,7 @@ OPSET = 18
 class ExportConfig:
     """params.yaml's `export` section. No stage reads it: dvc.yaml makes one optional export
     stage per checkpoint listed here, so the default (none) adds nothing to `dvc repro`."""
-    onnx: tuple[Literal["stage1", "stage2"], ...]
+    onnx: tuple[Literal["phase1", "phase2"], ...]
 
 
 class FacesToProbabilities(nn.Module):
@@ -147,7 +147,7 @@ def export(checkpoint: str | Path, onnx_path: str | Path, metrics_path: str | Pa
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m staged_fer.export", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="checkpoint written by a training stage (the final model: train_stage2's)")
+    p.add_argument("checkpoint", help="checkpoint written by a training phase (the final model: train_phase2's)")
     p.add_argument("--onnx", required=True, help="ONNX file to write; the sidecar goes beside it as .json")
     p.add_argument("--metrics", help="the run's metrics JSON (evaluate's --metrics) to copy into the sidecar")
     p.add_argument("--overwrite", action="store_true", help="replace the ONNX file and sidecar if they exist")
@@ -164,4 +164,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_phase(main))

@@ -3,7 +3,7 @@
 DVC gives the workers of its queue no device of their own, so without this every run would
 use GPU 0. `make grid GPUS=0,1,2,3` runs the experiments with ``STAGED_FER_GPUS=0,1,2,3`` in
 their environment. A training or evaluation stage then takes ``k`` free ids of that list (k is
-`train.devices` for training, 1 for evaluate) before CUDA starts, by holding an exclusive
+`runtime.devices` for training, 1 for evaluate) before CUDA starts, by holding an exclusive
 ``flock`` on one file per id in a folder every run on the box shares (``STAGED_FER_GPU_LOCKS``,
 by default ``<tmp>/staged_fer-gpu-locks``), and sets ``CUDA_VISIBLE_DEVICES`` to them. It
 waits while fewer than k are free rather than share. The kernel drops a process's locks when
@@ -31,7 +31,7 @@ ENV_GPUS = "STAGED_FER_GPUS"
 ENV_LOCKS = "STAGED_FER_GPU_LOCKS"
 # The grant of the process that took the slots, for the torchrun workers it starts.
 ENV_GRANT = "STAGED_FER_GPU_GRANT"
-# Seconds between tries while every slot is taken: a training stage holds its slot for minutes.
+# Seconds between tries while every slot is taken: a training phase holds its slot for minutes.
 POLL_S = 2.0
 
 _held: list[int] = []   # lock files kept open (so locked) until the process ends
@@ -149,12 +149,12 @@ def check_listed(ids: Sequence[str], per_run: int) -> None:
     the ids are slots only."""
     listed = ",".join(ids)
     if per_run > len(ids):
-        raise PipelineError(f"GPUS={listed}: each run needs {per_run} GPUs (`train.devices`) but only "
+        raise PipelineError(f"GPUS={listed}: each run needs {per_run} GPUs (`runtime.devices`) but only "
                             f"{len(ids)} are listed")
     import torch
     if not torch.cuda.is_available():
         print(f"GPUS={listed}: no CUDA here, so the ids are slots only: at most {len(ids) // per_run} runs "
-              f"at a time, each training on the CPU (`train.device: auto`)", file=sys.stderr)
+              f"at a time, each training on the CPU (`runtime.device: auto`)", file=sys.stderr)
         return
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         raise PipelineError(f"GPUS={listed} and CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']} "

@@ -1,6 +1,6 @@
 """The face store: aligned faces on disk, in shards that readers memory-map.
 
-A store is a folder (``data/interim/emotiw`` for the target set):
+A store is a folder (``data/interim/target`` for the target set):
 
   faces-00000.npy ...  uint8 (n_k, S, S): the kept faces of the k-th block of SHARD_PHOTOS
                        photos, in photo order (a block may keep none: its shard has no rows)
@@ -66,12 +66,12 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
             shape, fortran, dtype = read(fh)
             offset = fh.tell()
     except FileNotFoundError:
-        raise PipelineError(f"{path}: shard missing (rebuild the store with `dvc repro align_emotiw`)") from None
+        raise PipelineError(f"{path}: shard missing (rebuild the store with `dvc repro align_target`)") from None
     except (ValueError, OSError, SyntaxError) as exc:
         raise PipelineError(f"{path}: not a readable shard ({exc}); rebuild the store with "
-                            "`dvc repro align_emotiw`") from None
+                            "`dvc repro align_target`") from None
     if fortran:
-        raise PipelineError(f"{path}: shard is in Fortran order; rebuild the store with `dvc repro align_emotiw`")
+        raise PipelineError(f"{path}: shard is in Fortran order; rebuild the store with `dvc repro align_target`")
     return shape, dtype, offset
 
 
@@ -82,12 +82,12 @@ def _map_shard(path: Path, rows: int, size: int) -> tuple[np.ndarray, mmap.mmap 
     want = (rows, size, size)
     if shape != want or dtype != np.uint8:
         raise PipelineError(f"{path}: holds {dtype} {shape} but the index lists uint8 {want}; "
-                            "rebuild the store with `dvc repro align_emotiw`")
+                            "rebuild the store with `dvc repro align_target`")
     expected = offset + rows * size * size
     actual = path.stat().st_size
     if actual != expected:
         raise PipelineError(f"{path}: truncated or padded shard ({actual} bytes, expected {expected}); "
-                            "rebuild the store with `dvc repro align_emotiw`")
+                            "rebuild the store with `dvc repro align_target`")
     if rows == 0:
         return np.zeros(want, np.uint8), None   # an empty file region cannot be mapped
     with open(path, "rb") as fh:
@@ -184,20 +184,20 @@ def open_store(folder: str | os.PathLike) -> dict[str, Any]:
     folder = Path(folder)
     index_path = folder / INDEX
     if not index_path.is_file():
-        raise PipelineError(f"{folder}: not a face store (no {INDEX}); run `dvc repro align_emotiw`")
+        raise PipelineError(f"{folder}: not a face store (no {INDEX}); run `dvc repro align_target`")
     try:
         index = load_npz(index_path)
     except (ValueError, OSError) as exc:
-        raise PipelineError(f"{index_path}: unreadable store index ({exc}); run `dvc repro align_emotiw`") from None
+        raise PipelineError(f"{index_path}: unreadable store index ({exc}); run `dvc repro align_target`") from None
     missing = [k for k in (*FACE_ARRAYS, "shard_rows", "shard_sha256", "size") if k not in index]
     if missing:
-        raise PipelineError(f"{index_path}: missing array `{missing[0]}`; run `dvc repro align_emotiw`")
+        raise PipelineError(f"{index_path}: missing array `{missing[0]}`; run `dvc repro align_target`")
     rows, size = index.pop("shard_rows"), int(index.pop("size"))
     index.pop("shard_sha256")
     for key in FACE_ARRAYS:
         if len(index[key]) != int(rows.sum()):
             raise PipelineError(f"{index_path}: array `{key}` has {len(index[key])} rows but its shards "
-                                f"list {int(rows.sum())} faces; run `dvc repro align_emotiw`")
+                                f"list {int(rows.sum())} faces; run `dvc repro align_target`")
     shards, mappings = zip(*[_map_shard(folder / shard_name(k), int(n), size) for k, n in enumerate(rows)]) \
         if len(rows) else ((), ())
     return {**index, "images": StoreImages(shards, size, mappings)}

@@ -1,4 +1,4 @@
-"""Stage evaluate: score the stage-1 and final models on every labelled split.
+"""Stage evaluate: score the phase-1 and final models on every labelled split.
 
 Writes the --metrics JSON (the headline figures of each scored set, see
 staged_fer/evaluation/scoring.py), per-sample confusion rows for `dvc plots` under --plots,
@@ -12,8 +12,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_stage
-from staged_fer.config import load_params, read_stage_params
+from staged_fer.cli import parser, run_phase
+from staged_fer.params import load_params, read_stage_params
 from staged_fer.data.splits import SOURCES
 from staged_fer.errors import PipelineError
 from staged_fer.gpus import acquire, held
@@ -31,8 +31,8 @@ def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
     for source in SOURCES.values():
         p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
-    p.add_argument("--stage1", required=True, help="stage-1 checkpoint")
-    p.add_argument("--stage2", required=True, help="final (stage-2) checkpoint")
+    p.add_argument("--phase1", required=True, help="phase-1 checkpoint")
+    p.add_argument("--phase2", required=True, help="final (phase-2) checkpoint")
     p.add_argument("--metrics", required=True, help="metrics JSON to write")
     p.add_argument("--plots", required=True, help="folder of per-sample confusion rows for `dvc plots`")
     p.add_argument("--reports", required=True, help="folder of predictions CSVs, figures and a summary")
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     paths = {name: getattr(args, name) for name in SOURCES}
     sets = evaluation_sets({name: _load(path, SOURCES[name].arrays) for name, path in paths.items()}, paths)
 
-    predictor = Predictor(params, args.params, {"stage1": args.stage1, "final": args.stage2})
+    predictor = Predictor(params, args.params, {"phase1": args.phase1, "final": args.phase2})
     scored = score(sets, predictor, predictor.synthetic)
     info = predictor.info(held(gpus))
     write_outputs(scored, cfg, seed, info, metrics_path=args.metrics,
@@ -55,8 +55,8 @@ def main(argv=None) -> None:
     if args.card:
         from staged_fer.evaluation.model_card import write_model_card
         write_model_card(args.card, scored, cfg, seed, predictor.runs, args.reports, info["gpus"],
-                         checkpoints={"stage1": args.stage1, "final": args.stage2})
+                         checkpoints={"phase1": args.phase1, "final": args.phase2})
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_phase(main))

@@ -10,7 +10,7 @@ docs/results.md keeps three tables, each the first table under its heading:
 
 `<set>` in a cell stands for every key of the scored-sets table. A row that says "only when"
 names what a run may leave out (and so does every name a `<set>` of such a set fills in); every
-other name must be there, as in the demo's runs, which train both stages.
+other name must be there, as in the demo's runs, which train both phases.
 
 What a run wrote is read from its folder: the keys of every metrics file dvc.yaml declares, and
 every file under the folders dvc.yaml draws plots from; a plot is written when every file it

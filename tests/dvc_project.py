@@ -24,8 +24,8 @@ SETUP_FILES = (".dvc/plots/template.html",)
 TINY_PARAMS = {
     "fer.source": "synthetic",
     "fer.synthetic": {"train": 210, "public_test": 70, "private_test": 70},
-    "emotiw.source": "synthetic",
-    "emotiw.synthetic": {"train_per_class": 4, "val_per_class": 3, "test": 3},
+    "target.source": "synthetic",
+    "target.synthetic": {"train_per_class": 4, "val_per_class": 3, "test": 3},
     "align.landmarks": "dlib",
     "align.workers": 1,
     "models.alexnet.weights": "none",
@@ -33,10 +33,10 @@ TINY_PARAMS = {
     "models.vgg_m.weights": "none",
     "models.vgg_m.input_size": 96,
     "input.resize": 112,
-    "stage1.epochs": 1,
-    "stage1.batch_size": 32,
-    "stage2.epochs": 1,
-    "stage2.batch_size": 16,
+    "phase1.epochs": 1,
+    "phase1.batch_size": 32,
+    "phase2.epochs": 1,
+    "phase2.batch_size": 16,
     "evaluate.bootstrap": 50,
 }
 
@@ -68,7 +68,7 @@ def output_folders(dvc_yaml: Path) -> set[str]:
 
 
 # The raw-data folders the pipeline depends on (dvc.yaml's ${fer.path}, ${fer.ferplus_path},
-# ${emotiw.root}): their READMEs are tracked and must be there, though they sit in data/ beside
+# ${target.root}): their READMEs are tracked and must be there, though they sit in data/ beside
 # the run outputs.
 RAW_DATA = "data/external/"
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from skimage import data
 
-from staged_fer.faces.config import AlignConfig, DetectorConfig, PadConfig
+from staged_fer.faces.align_params import AlignConfig, DetectorConfig, PadConfig
 
 ASTRONAUT_EYES = (224.0, 115.0)   # roughly between the astronaut's eyes, for rotating about
 

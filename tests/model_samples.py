@@ -1,4 +1,4 @@
-"""A small, randomly initialised checkpoint in the format the training stages write.
+"""A small, randomly initialised checkpoint in the format the training phases write.
 
 AlexNet at 64 px (its smallest input) with `models.alexnet.weights: none`, so nothing is ever
 downloaded; the run's `align` record says dlib landmarks, so faces are prepared offline.
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from faces_samples import align_config
-from staged_fer.config import parse
+from staged_fer.params import parse
 from staged_fer.faces.record import align_record
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.models.checkpoint import Checkpoint
@@ -23,8 +23,8 @@ MODELS = {name: {**values, "weights": "none"} for name, values in baseline_param
 MODELS["alexnet"]["input_size"] = 64
 PARAMS = {
     "seed": 0, "model": "alexnet", "models": MODELS, "input": {"resize": 72, "flip": True},
-    "train": {"devices": 1, "device": "cpu", "deterministic": False, "bf16": False},
-    "stage2": {"data": "emotiw", "epochs": 1, "batch_size": 16, "lr": 0.005, "lr_step": 4, "momentum": 0.9,
+    "runtime": {"devices": 1, "device": "cpu", "deterministic": False, "bf16": False},
+    "phase2": {"data": "target", "epochs": 1, "batch_size": 16, "lr": 0.005, "lr_step": 4, "momentum": 0.9,
                "weight_decay": 0.0005, "keep": "best", "class_weights": False},
 }
 
@@ -45,7 +45,7 @@ def small_state_dict(seed: int = 0) -> dict:
 def write_small_checkpoint(path: Path, state_dict: dict, **fields) -> Path:
     """A checkpoint of ``state_dict`` (an empty dict serves tests that fail before the weights)."""
     values = dict(model="alexnet", state_dict=state_dict, params=PARAMS, epoch=1, best_val_acc=0.4,
-                  history=[{"epoch": 1, "val_acc": 0.4}], synthetic=True, scheme="emotiw",
+                  history=[{"epoch": 1, "val_acc": 0.4}], synthetic=True, scheme="target",
                   align=align_record_dlib())
     values.update(fields)
     Checkpoint(**values).write(path)
@@ -60,4 +60,4 @@ def small_weights() -> dict:
 
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory, small_weights) -> Path:
-    return write_small_checkpoint(tmp_path_factory.mktemp("checkpoint") / "stage2.pt", small_weights)
+    return write_small_checkpoint(tmp_path_factory.mktemp("checkpoint") / "phase2.pt", small_weights)

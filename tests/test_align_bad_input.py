@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from faces_samples import align_config, huge_with_face, write_png, write_sfew_fixture
-from staged_fer.data.emotiw import scan_sfew
+from staged_fer.data.target import scan_sfew
 from staged_fer.errors import PipelineError
 from staged_fer.faces.decode import Unreadable, decode_gray, to_gray8
 from staged_fer.faces.blocks import kept
@@ -94,7 +94,7 @@ def test_unknown_emotion_folder_stops_with_the_expected_names(tmp_path):
 
 
 def test_missing_root_or_split_names_the_key_and_layout(tmp_path):
-    with pytest.raises(PipelineError, match="emotiw.root: folder .*nope not found.*emotiw.source: synthetic"):
+    with pytest.raises(PipelineError, match="target.root: folder .*nope not found.*target.source: synthetic"):
         scan_sfew(tmp_path / "nope")
     (tmp_path / "Train").mkdir()
     with pytest.raises(PipelineError, match="Val not found"):

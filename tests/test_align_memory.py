@@ -1,4 +1,4 @@
-"""align_emotiw's main process holds a bounded amount per photo: the aligner is replaced by one
+"""align_target's main process holds a bounded amount per photo: the aligner is replaced by one
 that makes results at once, so the log, counts, sheets and index of thousands of photos are
 written in seconds, and what the stage keeps is measured (tracemalloc, /proc/self/maps)."""
 import gc

@@ -1,4 +1,4 @@
-"""The align params travel with the faces: emotiw.npz -> split files -> checkpoints."""
+"""The align params travel with the faces: target.npz -> split files -> checkpoints."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from faces_samples import align_config
-from staged_fer.config import read_stage_params
+from staged_fer.params import read_stage_params
 from staged_fer.data.splits import SplitsParams, build_split, load_split, save_split
 from staged_fer.io import save_npz
 from staged_fer.errors import PipelineError
@@ -36,23 +36,23 @@ def _data():
     fer = {"images": rng.integers(0, 256, (12, 48, 48), dtype=np.uint8), "labels": np.arange(12) % 7,
            "usage": usage}
     split = np.array(["Train"] * 7 + ["Val"] * 7)
-    emotiw = {"images": rng.integers(0, 256, (14, 32, 32), dtype=np.uint8), "labels": np.arange(14) % 7,
+    target = {"images": rng.integers(0, 256, (14, 32, 32), dtype=np.uint8), "labels": np.arange(14) % 7,
               "split": split, "outcome": np.array(["aligned"] * 14), "align": np.array(align_record_json(align_config()))}
-    return fer, emotiw
+    return fer, target
 
 
-@pytest.mark.parametrize("scheme, carries", [("fer28", False), ("fer32", False), ("fer32_emotiw", True),
-                                             ("emotiw", True), ("none", True)])
+@pytest.mark.parametrize("scheme, carries", [("fer28", False), ("fer32", False), ("fer32_target", True),
+                                             ("target", True), ("none", True)])
 def test_splits_carry_the_record_when_their_model_meets_aligned_faces(tmp_path, scheme, carries):
-    fer, emotiw = _data()
+    fer, target = _data()
     schemes = read_stage_params(baseline_params(), SplitsParams).schemes
-    split = build_split(scheme, schemes.get(scheme), {"fer": fer, "emotiw": emotiw})
-    sources = {"fer": tmp_path / "fer.npz", "emotiw": tmp_path / "emotiw.npz"}
+    split = build_split(scheme, schemes.get(scheme), {"fer": fer, "target": target})
+    sources = {"fer": tmp_path / "fer.npz", "target": tmp_path / "target.npz"}
     save_npz(sources["fer"], **fer)
-    save_npz(sources["emotiw"], **emotiw)
+    save_npz(sources["target"], **target)
     save_split(tmp_path / "s", split, sources)
     loaded = load_split(tmp_path / "s")
-    assert loaded.align == (str(emotiw["align"]) if carries else "")
-    # An emotiw.npz written before the record existed gives splits without it.
-    del emotiw["align"]
-    assert build_split(scheme, schemes.get(scheme), {"fer": fer, "emotiw": emotiw}).align == ""
+    assert loaded.align == (str(target["align"]) if carries else "")
+    # An target.npz written before the record existed gives splits without it.
+    del target["align"]
+    assert build_split(scheme, schemes.get(scheme), {"fer": fer, "target": target}).align == ""

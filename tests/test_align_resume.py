@@ -1,4 +1,4 @@
-"""align_emotiw resumes: a killed run (SIGKILL), a full disk or a damaged block is taken up by the
+"""align_target resumes: a killed run (SIGKILL), a full disk or a damaged block is taken up by the
 rerun, which aligns only the photos not finished and writes the bytes of an uninterrupted run."""
 import errno
 import os
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from staged_fer import store
-from staged_fer.cli import run_stage
+from staged_fer.cli import run_phase
 from tests.params_baseline import baseline_params
 from tests.test_align_stage import _stage, assert_same_outputs
 
@@ -30,7 +30,7 @@ def tree(module_tmp):
 
 def _params(folder: Path, root: Path, workers: int = 1) -> Path:
     params = baseline_params()
-    params["emotiw"]["root"] = str(root)
+    params["target"]["root"] = str(root)
     params["align"].update({"landmarks": "dlib", "workers": workers})
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "params.yaml"
@@ -39,13 +39,13 @@ def _params(folder: Path, root: Path, workers: int = 1) -> Path:
 
 
 def _argv(params: Path, out: Path) -> list[str]:
-    return ["--params", str(params), "--out", str(out / "emotiw"), "--log", str(out / "log.csv"),
+    return ["--params", str(params), "--out", str(out / "target"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
 
 
 def _work(params: Path) -> Path:
     """The one keyed work folder of the run with these params."""
-    folders = list((params.parent / ".resume" / "align_emotiw").iterdir())
+    folders = list((params.parent / ".resume" / "align_target").iterdir())
     assert len(folders) == 1
     return folders[0]
 
@@ -60,7 +60,7 @@ def reference(tree, module_tmp):
     folder = module_tmp("reference")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store, "SHARD_PHOTOS", BLOCK)
-        assert run_stage(_stage().main, _argv(_params(folder, tree), folder / "out")) == 0
+        assert run_phase(_stage().main, _argv(_params(folder, tree), folder / "out")) == 0
     assert not (folder / ".resume").exists()   # a finished run leaves no work behind
     return folder / "out"
 
@@ -78,11 +78,11 @@ def test_a_killed_run_resumes_from_its_finished_blocks_with_the_same_bytes(tree,
     params = _params(tmp_path, tree)
     out = tmp_path / "out"
     code = (f"import runpy, sys; import staged_fer.store as s; s.SHARD_PHOTOS = {BLOCK}; "
-            f"sys.argv = ['align_emotiw.py', *{_argv(params, out)!r}]; "
-            "runpy.run_path('stages/align_emotiw.py', run_name='__main__')")
+            f"sys.argv = ['align_target.py', *{_argv(params, out)!r}]; "
+            "runpy.run_path('stages/align_target.py', run_name='__main__')")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    work_root = tmp_path / ".resume" / "align_emotiw"
+    work_root = tmp_path / ".resume" / "align_target"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if work_root.is_dir() and any(len(_done(w)) >= 2 for w in work_root.iterdir()):
@@ -101,12 +101,12 @@ def test_a_killed_run_resumes_from_its_finished_blocks_with_the_same_bytes(tree,
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store, "SHARD_PHOTOS", BLOCK)
-        assert run_stage(_stage().main, _argv(_params(tmp_path, tree, workers=2), out)) == 0
+        assert run_phase(_stage().main, _argv(_params(tmp_path, tree, workers=2), out)) == 0
     finished = sum(min(BLOCK, n - k * BLOCK) for k in done)
     assert _aligning_line(capsys.readouterr().out).startswith(
         f"aligning {n - finished} of {n} images from {tree} ({finished} aligned before")
     # The blocks finished before the kill were not aligned again: their shards are the same files.
-    assert {k: (out / "emotiw" / store.shard_name(k)).stat().st_ino for k in done} == inodes
+    assert {k: (out / "target" / store.shard_name(k)).stat().st_ino for k in done} == inodes
     assert_same_outputs(reference, out)
     assert not (tmp_path / ".resume").exists()
 
@@ -125,7 +125,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tree, reference, 
     monkeypatch.setattr(store, "write_shard", fills_up)
     params = _params(tmp_path, tree)
     out = tmp_path / "out"
-    assert run_stage(_stage().main, _argv(params, out)) == 1
+    assert run_phase(_stage().main, _argv(params, out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     work = _work(params)
     assert err[-1] == (f"error: {work}: disk full (No space left on device) writing block 3 of 11; "
@@ -133,7 +133,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tree, reference, 
     assert not out.exists() and _done(work) == [0, 1]
 
     monkeypatch.setattr(store, "write_shard", write_shard)
-    assert run_stage(_stage().main, _argv(params, out)) == 0
+    assert run_phase(_stage().main, _argv(params, out)) == 0
     n = _photos(tree)
     assert f"aligning {n - 2 * BLOCK} of {n} images" in _aligning_line(capsys.readouterr().out)
     assert_same_outputs(reference, out)
@@ -154,7 +154,7 @@ def test_a_damaged_block_is_aligned_again(tree, reference, tmp_path, capsys, mon
     out = tmp_path / "out"
     monkeypatch.setattr(store, "write_shard", stops)
     with pytest.raises(KeyboardInterrupt):
-        run_stage(_stage().main, _argv(params, out))
+        run_phase(_stage().main, _argv(params, out))
     monkeypatch.setattr(store, "write_shard", write_shard)
     work = _work(params)
     assert _done(work) == [0, 1, 2]
@@ -165,7 +165,7 @@ def test_a_damaged_block_is_aligned_again(tree, reference, tmp_path, capsys, mon
     with open(work / store.shard_name(2), "r+b") as fh:
         fh.truncate(shard.stat().st_size // 2)    # cut short
     capsys.readouterr()
-    assert run_stage(_stage().main, _argv(params, out)) == 0
+    assert run_phase(_stage().main, _argv(params, out)) == 0
     n = _photos(tree)
     assert f"aligning {n - BLOCK} of {n} images" in _aligning_line(capsys.readouterr().out)
     assert_same_outputs(reference, out)

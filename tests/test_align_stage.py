@@ -1,4 +1,4 @@
-"""The align_emotiw stage end to end: its outputs and contracts, its errors, its determinism."""
+"""The align_target stage end to end: its outputs and contracts, its errors, its determinism."""
 import csv
 import importlib.util
 import json
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from faces_samples import write_png, astronaut_gray, write_sfew_fixture
-from staged_fer.cli import run_stage
+from staged_fer.cli import run_phase
 from staged_fer.faces.outputs import LOG_COLUMNS
 from staged_fer.store import open_store
 from tests.params_baseline import baseline_params
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _stage():
-    spec = importlib.util.spec_from_file_location("align_emotiw_stage", REPO / "stages" / "align_emotiw.py")
+    spec = importlib.util.spec_from_file_location("align_target_stage", REPO / "stages" / "align_target.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,7 +27,7 @@ def _stage():
 
 def _params(tmp_path, root, **align):
     params = baseline_params()
-    params["emotiw"]["root"] = str(root)
+    params["target"]["root"] = str(root)
     params["align"].update({"landmarks": "dlib", "workers": 1, **align})
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -35,9 +35,9 @@ def _params(tmp_path, root, **align):
 
 
 def _run(params_path, out: Path):
-    argv = ["--params", str(params_path), "--out", str(out / "emotiw"), "--log", str(out / "log.csv"),
+    argv = ["--params", str(params_path), "--out", str(out / "target"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
-    return run_stage(_stage().main, argv)
+    return run_phase(_stage().main, argv)
 
 
 def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
@@ -47,9 +47,9 @@ def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):
     out = tmp_path / "out"
     assert _run(params_path, out) == 0
 
-    npz = open_store(out / "emotiw")
+    npz = open_store(out / "target")
     assert set(npz) == {"images", "labels", "split", "paths", "outcome", "source", "align"}
-    assert sorted(p.name for p in (out / "emotiw").iterdir()) == ["faces-00000.npy", "index.npz"]
+    assert sorted(p.name for p in (out / "target").iterdir()) == ["faces-00000.npy", "index.npz"]
     # The align params travel with the faces (into the splits and checkpoints), without `workers`/`device`.
     params = yaml.safe_load(params_path.read_text())["align"]
     assert json.loads(str(npz["align"])) == {k: v for k, v in params.items() if k not in ("workers", "device")}
@@ -101,14 +101,14 @@ def assert_same_outputs(a: Path, b: Path) -> None:
     the report) has the same bytes."""
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    assert Path("emotiw/index.npz") in files and Path("log.csv") in files
+    assert Path("target/index.npz") in files and Path("log.csv") in files
     for name in files:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("edit,message", [
-    (lambda p: p["emotiw"].update(root="/nonexistent/SFEW_2.0"), "emotiw.root: folder /nonexistent/SFEW_2.0 not found"),
-    (lambda p: p["emotiw"].update(source="web"), "`emotiw.source` is 'web'; expected one of: 'dir', 'synthetic'"),
+    (lambda p: p["target"].update(root="/nonexistent/SFEW_2.0"), "target.root: folder /nonexistent/SFEW_2.0 not found"),
+    (lambda p: p["target"].update(source="web"), "`target.source` is 'web'; expected one of: 'dir', 'synthetic'"),
     (lambda p: p["align"].update(box_from="chin"), "`align.box_from` is 'chin'"),
     (lambda p: p["align"]["detector"].update(scale_factor=1.0), "scale_factor must be > 1"),
     (lambda p: p["align"]["pad"].update(fill="wrap"), "`align.pad.fill` is 'wrap'"),
@@ -144,12 +144,12 @@ def test_unknown_emotion_folder_stops_the_stage_before_writing(tmp_path, capsys)
 @pytest.mark.slow
 def test_synthetic_source_is_aligned_like_a_real_tree_and_removed(tmp_path):
     params_path, params = _params(tmp_path, tmp_path / "unused", workers=2)
-    params["emotiw"].update(source="synthetic", synthetic={"train_per_class": 1, "val_per_class": 1, "test": 1})
+    params["target"].update(source="synthetic", synthetic={"train_per_class": 1, "val_per_class": 1, "test": 1})
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "out"
     assert _run(params_path, out) == 0
     metrics = json.loads((out / "reports" / "alignment.json").read_text())
-    npz = open_store(out / "emotiw")
+    npz = open_store(out / "target")
     assert metrics["synthetic"] is True and str(npz["source"]) == "synthetic"
     assert metrics["counts"]["all"]["total"] == 15 and metrics["counts"]["all"]["unreadable"] == 0
     # The synthetic faces are drawn for the real detector and landmark model: most must align.

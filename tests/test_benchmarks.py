@@ -31,7 +31,7 @@ TABLES = {
                        r"stage median [\d.]+, 90th percentile [\d.]+; plain median [\d.]+"],
     "bench_decode_fer.py": [r"rows: 2000", r"speed-up: [\d.]+x", r"peak memory: \d+ MB"],
     "bench_demo_stability.py": [r"(?m)^ +0 +1 +[01]\.\d{3} +[01]\.\d{3} +[01]\.\d{3} ",
-                                r"worst EmotiW Val [01]\.\d{3} .* not judged \(--quick\)"],
+                                r"worst Target Val [01]\.\d{3} .* not judged \(--quick\)"],
     "bench_dvc_status.py": [r"first status \(hashes every photo\) +[\d.]+ s", r"no-op / empty +[\d.]+x"],
     "bench_input_path.py": [r"\[1\] .*", r"\[2\] input path alone at 227 px, batch 16, 64 faces",
                             r"ImageFolder \+ DataLoader, 1 workers +[\d.]+"],
@@ -57,7 +57,7 @@ WITHOUT_SHARED = {
     "bench_input_path.py": r"faces: random faces",
     "bench_predict.py": r"6 photos made from scikit-image's astronaut and LFW faces",
     "false_accepts.py": r"faces-dev: skipped: not found at \S+",
-    "gpu_check.py": r"\| stage-1 epoch, AlexNet 227 px, real FER-2013 +\| skipped: \S+fer2013.csv.gz not found",
+    "gpu_check.py": r"\| phase-1 epoch, AlexNet 227 px, real FER-2013 +\| skipped: \S+fer2013.csv.gz not found",
 }
 
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from staged_fer.config import load_params, parse
+from staged_fer.params import load_params, parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import ModelsConfig, build_model
 from staged_fer.models.caffe import (VGG_M_LAYERS, _varint, fetch_caffemodel, load_vgg_m_caffe,

@@ -36,13 +36,13 @@ def test_editing_any_library_file_flags_exactly_the_stages_that_import_it(tmp_pa
         for f in files:
             importers.setdefault(f, set()).add(stage)
     params = baseline_params()
-    params["export"]["onnx"] = ["stage1", "stage2"]
+    params["export"]["onnx"] = ["phase1", "phase2"]
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     Repo.init(str(tmp_path), no_scm=True).close()
     deps: dict[str, list[Path]] = {}
     with Repo(str(tmp_path)) as repo:
-        for s in repo.index.stages:   # a foreach stage's instances (export@stage1, ...) as one
+        for s in repo.index.stages:   # a foreach stage's instances (export@phase1, ...) as one
             deps.setdefault(s.name.split("@")[0], []).extend(Path(d.fs_path) for d in s.deps)
     assert set(deps) == {s for names in importers.values() for s in names}
     wrong = []

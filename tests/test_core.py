@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from staged_fer.config import parse, read_stage_params
+from staged_fer.params import parse, read_stage_params
 from staged_fer.data.splits import SplitsParams, build_split, load_split, save_split
 from staged_fer.errors import PipelineError
 from staged_fer.io import atomic_path, load_npz, save_npz
@@ -83,30 +83,30 @@ def _fake_sources():
     usage = np.array(["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"] * 2)
     fer = {"images": rng.integers(0, 256, (11, 48, 48), dtype=np.uint8),
            "labels": np.arange(11) % 7, "usage": usage, "source": np.array("file")}
-    emotiw = {"images": rng.integers(0, 256, (7, 256, 256), dtype=np.uint8),
+    target = {"images": rng.integers(0, 256, (7, 256, 256), dtype=np.uint8),
               "labels": np.array([0, 1, 2, 3, 4, 5, -1]),
               "split": np.array(["Train", "Train", "Train", "Val", "Val", "Val", "Test"]),
               "outcome": np.array(["aligned", "aligned", "fallback", "aligned", "fallback", "aligned", "aligned"]),
               "paths": np.array([f"p{i}.png" for i in range(7)]), "source": np.array("synthetic")}
-    return fer, emotiw
+    return fer, target
 
 
 @pytest.mark.parametrize("scheme, train_sizes, val_sizes, synthetic", [
     ("fer28", [6], [3], False),
     ("fer32", [6, 3], [2], False),
-    ("fer32_emotiw", [6, 3, 2], [3], True),   # the fallback Train face is never trained on
-    ("emotiw", [2], [3], True),            # fallback Val faces are scored; Test is unlabelled
+    ("fer32_target", [6, 3, 2], [3], True),   # the fallback Train face is never trained on
+    ("target", [2], [3], True),            # fallback Val faces are scored; Test is unlabelled
     ("none", [], [], False),
 ])
 def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp_path):
-    fer, emotiw = _fake_sources()
-    split = build_split(scheme, SCHEMES.get(scheme), {"fer": fer, "emotiw": emotiw})
+    fer, target = _fake_sources()
+    split = build_split(scheme, SCHEMES.get(scheme), {"fer": fer, "target": target})
     assert [len(b) for b in split.train] == train_sizes
     assert [len(b) for b in split.val] == val_sizes
     assert split.synthetic is synthetic
-    sources = {"fer": tmp_path / "fer.npz", "emotiw": tmp_path / "emotiw.npz"}
+    sources = {"fer": tmp_path / "fer.npz", "target": tmp_path / "target.npz"}
     save_npz(sources["fer"], **fer)
-    save_npz(sources["emotiw"], **emotiw)
+    save_npz(sources["target"], **target)
     save_split(tmp_path / "s", split, sources)
     back = load_split(tmp_path / "s")
     # Banks are rows of their sources, linked in beside the split file: no face is copied.
@@ -122,44 +122,44 @@ def test_schemes_follow_the_paper(scheme, train_sizes, val_sizes, synthetic, tmp
 
 
 def _run_build_splits(tmp_path, params):
-    fer, emotiw = _fake_sources()
+    fer, target = _fake_sources()
     save_npz(tmp_path / "fer.npz", **fer)
-    save_npz(tmp_path / "emotiw.npz", **emotiw)
+    save_npz(tmp_path / "target.npz", **target)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"schemes": PARAMS["schemes"], **params}, sort_keys=False))
     cmd = [sys.executable, str(ROOT / "stages" / "build_splits.py"), "--params", str(tmp_path / "params.yaml"),
-           "--fer", str(tmp_path / "fer.npz"), "--emotiw", str(tmp_path / "emotiw.npz"),
-           "--stage1", str(tmp_path / "out" / "s1"), "--stage2", str(tmp_path / "out" / "s2")]
+           "--fer", str(tmp_path / "fer.npz"), "--target", str(tmp_path / "target.npz"),
+           "--phase1", str(tmp_path / "out" / "s1"), "--phase2", str(tmp_path / "out" / "s2")]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
 def test_build_splits_stage_writes_both_splits(tmp_path):
-    result = _run_build_splits(tmp_path, {"stage1": {"data": "fer32"}, "stage2": {"data": "emotiw"}})
+    result = _run_build_splits(tmp_path, {"phase1": {"data": "fer32"}, "phase2": {"data": "target"}})
     assert result.returncode == 0, result.stderr
     assert load_split(tmp_path / "out" / "s1").scheme == "fer32"
-    assert load_split(tmp_path / "out" / "s2").scheme == "emotiw"
+    assert load_split(tmp_path / "out" / "s2").scheme == "target"
 
 
 def test_build_splits_stage_rejects_an_unknown_scheme_cleanly(tmp_path):
-    result = _run_build_splits(tmp_path, {"stage1": {"data": "fer99"}, "stage2": {"data": "emotiw"}})
+    result = _run_build_splits(tmp_path, {"phase1": {"data": "fer99"}, "phase2": {"data": "target"}})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: `stage1.data` is 'fer99'; expected one of: fer28, fer32, fer32_emotiw, emotiw, none"]
+        "error: params.yaml: `phase1.data` is 'fer99'; expected one of: fer28, fer32, fer32_target, target, none"]
     assert not (tmp_path / "out").exists()
 
 
 def test_schemes_compose_registered_parts_only(tmp_path):
-    """A scheme from params alone (stage 1 on the target set's Train, say); an unregistered
+    """A scheme from params alone (phase 1 on the target set's Train, say); an unregistered
     part or a part without faces is named."""
-    fer, emotiw = _fake_sources()
-    result = _run_build_splits(tmp_path, {"schemes": {"target_only": {"train": ["emotiw.Train"], "val": ["fer.PrivateTest"]}},
-                                          "stage1": {"data": "target_only"}, "stage2": {"data": "none"}})
+    fer, target = _fake_sources()
+    result = _run_build_splits(tmp_path, {"schemes": {"target_only": {"train": ["target.Train"], "val": ["fer.PrivateTest"]}},
+                                          "phase1": {"data": "target_only"}, "phase2": {"data": "none"}})
     assert result.returncode == 0, result.stderr
     split = load_split(tmp_path / "out" / "s1")
-    assert [b.name for b in split.train + split.val] == ["EmotiW Train", "FER PrivateTest"]
-    with pytest.raises(PipelineError, match=r"`schemes.x`: train part 'emotiw.Test' is not registered; expected one of: "
-                                            r"fer.Training, fer.PublicTest, fer.PrivateTest, emotiw.Train, emotiw.Val"):
-        read_stage_params({"schemes": {"x": {"train": ["emotiw.Test"], "val": ["emotiw.Val"]}},
-                           "stage1": {"data": "x"}, "stage2": {"data": "none"}}, SplitsParams)
+    assert [b.name for b in split.train + split.val] == ["Target Train", "FER PrivateTest"]
+    with pytest.raises(PipelineError, match=r"`schemes.x`: train part 'target.Test' is not registered; expected one of: "
+                                            r"fer.Training, fer.PublicTest, fer.PrivateTest, target.Train, target.Val"):
+        read_stage_params({"schemes": {"x": {"train": ["target.Test"], "val": ["target.Val"]}},
+                           "phase1": {"data": "x"}, "phase2": {"data": "none"}}, SplitsParams)
     fer["labels"][fer["usage"] == "PrivateTest"] = -1
     with pytest.raises(PipelineError, match=r"data scheme 'fer32': FER PrivateTest \(fer.PrivateTest\) has no labelled faces"):
-        build_split("fer32", SCHEMES["fer32"], {"fer": fer, "emotiw": emotiw})
+        build_split("fer32", SCHEMES["fer32"], {"fer": fer, "target": target})

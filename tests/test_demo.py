@@ -13,7 +13,7 @@ from tests.dvc_project import TINY_PARAMS, DvcProject
 from tests.params_baseline import committed_text
 
 # On top of the demo's own overrides: one epoch per stage, so the whole pipeline runs in seconds.
-TINY_DEMO = ("stage1.epochs=1", "stage2.epochs=1", "evaluate.bootstrap=20")
+TINY_DEMO = ("phase1.epochs=1", "phase2.epochs=1", "evaluate.bootstrap=20")
 
 
 def test_overrides_name_real_params_and_put_the_model_and_extras_last():
@@ -24,7 +24,7 @@ def test_overrides_name_real_params_and_put_the_model_and_extras_last():
         for key in parents:
             node = node[key]
         assert last in node, value
-    assert demo.overrides("vgg_m", ["stage1.epochs=1"])[-2:] == ["model=vgg_m", "stage1.epochs=1"]
+    assert demo.overrides("vgg_m", ["phase1.epochs=1"])[-2:] == ["model=vgg_m", "phase1.epochs=1"]
     # VGG-CNN-M-2048's Caffe weights are a download: the demo must not ask for them.
     assert "models.vgg_m.weights=none" in demo.OVERRIDES
 
@@ -65,7 +65,7 @@ def test_demo_runs_from_committed_params_and_leaves_the_workspace_as_it_was(tmp_
     params_file = project.path / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["seed"] = 7
-    params["stage1"]["momentum"] = 0.5
+    params["phase1"]["momentum"] = 0.5
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     evaluate = project.path / "stages" / "evaluate.py"
     evaluate.write_text(evaluate.read_text() + "\nraise SystemExit('an uncommitted edit ran')\n")
@@ -82,19 +82,19 @@ def test_demo_runs_from_committed_params_and_leaves_the_workspace_as_it_was(tmp_
     assert project.run("git", "worktree", "list").stdout.count("\n") == 1   # the checkout is gone
     sha = _exp_commit(project, "demo-alexnet")
     used = yaml.safe_load(project.run("git", "show", f"{sha}:params.yaml").stdout)
-    assert used["seed"] == 0 and used["stage1"]["momentum"] == 0.9      # committed values
-    demo_lr = yaml.safe_load(dict(v.split("=", 1) for v in demo.OVERRIDES)["stage1.lr"])
-    assert used["stage1"]["lr"] == demo_lr and used["stage1"]["epochs"] == 1  # demo's, then extras
+    assert used["seed"] == 0 and used["phase1"]["momentum"] == 0.9      # committed values
+    demo_lr = yaml.safe_load(dict(v.split("=", 1) for v in demo.OVERRIDES)["phase1.lr"])
+    assert used["phase1"]["lr"] == demo_lr and used["phase1"]["epochs"] == 1  # demo's, then extras
     assert used["models"]["alexnet"]["weights"] == "none"
     metrics = json.loads(project.run("git", "show", f"{sha}:metrics/eval.json").stdout)
-    assert 0 <= metrics["emotiw_val"]["accuracy"] <= 1
+    assert 0 <= metrics["target_val"]["accuracy"] <= 1
     # The table in full, as in a 120-column terminal: no column cut to `…`.
     lines = run.stdout.splitlines()
     # The header row (the last line to start with "Experiment"; DVC's "Experiment results ..." is earlier).
     header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Experiment"])
     table = "\n".join(lines[header:header + 4])   # the header, the commit and its experiment
-    for column in ("demo-alexnet", "emotiw_val.accuracy", "emotiw_val_stage1.accuracy", "model", "stage1.data",
-                   "stage2.data"):
+    for column in ("demo-alexnet", "target_val.accuracy", "target_val_phase1.accuracy", "model", "phase1.data",
+                   "phase2.data"):
         assert column in table, run.stdout
     assert "…" not in table and max(map(len, table.splitlines())) <= demo.SHOW_WIDTH, run.stdout
     assert "Viola-Jones detector found" in run.stdout

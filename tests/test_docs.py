@@ -81,7 +81,7 @@ def generated_paths() -> set[str]:
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     names = pipeline_paths(ROOT / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    paths = {params["fer"]["path"], params["fer"]["ferplus_path"], params["emotiw"]["root"]}
+    paths = {params["fer"]["path"], params["fer"]["ferplus_path"], params["target"]["root"]}
     for line in (ROOT / ".gitignore").read_text().splitlines():
         if re.fullmatch(r"/[\w.-]+/", line):
             paths.add(line.strip("/"))

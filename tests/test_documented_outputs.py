@@ -1,5 +1,5 @@
 """docs/results.md's metrics and plots against a run's: the comparison the slow demo test makes,
-here on a run folder written by hand, laid out as the demo's runs are (both stages trained, the
+here on a run folder written by hand, laid out as the demo's runs are (both phases trained, the
 target set's Test unlabelled)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.dvc_project import ROOT
 DOC = ROOT / "docs" / "results.md"
 DVC_YAML = ROOT / "dvc.yaml"
 
-SETS = ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1")
+SETS = ("fer_public_test", "fer_private_test", "target_val", "target_val_phase1")
 FIGURES = {"n": 350, "accuracy": 0.5, "accuracy_ci95_low": 0.45, "accuracy_ci95_high": 0.55,
            "balanced_accuracy": 0.5, "macro_f1": 0.48, "cost_accuracy": 0.6, "selected_here": False}
 ATTEMPTS = ("frontal", "frontal_padded", "frontal_small", "profile", "profile_padded", "whole_photo")
@@ -23,11 +23,11 @@ CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 METRICS = {
     "metrics/eval.json": {"synthetic": True, **{s: dict(FIGURES) for s in SETS}},
     "metrics/align.json": {"alignment_rate": 0.9, "aligned_by": {a: 0.15 for a in ATTEMPTS}},
-    "dvclive/stage1/metrics.json": {"kept_epoch": 7, "best_val_acc": 0.5},
-    "dvclive/stage2/metrics.json": {"kept_epoch": 12, "best_val_acc": 0.8},
+    "dvclive/phase1/metrics.json": {"kept_epoch": 7, "best_val_acc": 0.5},
+    "dvclive/phase2/metrics.json": {"kept_epoch": 12, "best_val_acc": 0.8},
 }
 PLOT_FILES = [f"plots/confusion/{s}.json" for s in SETS] + [
-    f"dvclive/{stage}/plots/metrics/{curve}.tsv" for stage in ("stage1", "stage2") for curve in CURVES]
+    f"dvclive/{stage}/plots/metrics/{curve}.tsv" for stage in ("phase1", "phase2") for curve in CURVES]
 
 
 def write_run(folder: Path, metrics: dict = METRICS, plot_files=PLOT_FILES) -> Path:
@@ -56,15 +56,15 @@ def test_the_docs_list_exactly_what_such_a_run_writes(tmp_path):
 
 
 def test_a_set_scored_only_when_labelled_may_be_there_or_not(tmp_path):
-    metrics = {**METRICS, "metrics/eval.json": {**METRICS["metrics/eval.json"], "emotiw_test": dict(FIGURES)}}
-    assert compare(write_run(tmp_path, metrics, [*PLOT_FILES, "plots/confusion/emotiw_test.json"])) == []
+    metrics = {**METRICS, "metrics/eval.json": {**METRICS["metrics/eval.json"], "target_test": dict(FIGURES)}}
+    assert compare(write_run(tmp_path, metrics, [*PLOT_FILES, "plots/confusion/target_test.json"])) == []
 
 
 def test_a_metric_the_docs_do_not_list_fails(tmp_path):
     eval_json = json.loads(json.dumps(METRICS["metrics/eval.json"]))
-    eval_json["emotiw_val"]["top2_accuracy"] = 0.7
+    eval_json["target_val"]["top2_accuracy"] = 0.7
     assert compare(write_run(tmp_path, {**METRICS, "metrics/eval.json": eval_json})) == [
-        "metrics: written by the run, not listed in docs/results.md: metrics/eval.json: emotiw_val.top2_accuracy"]
+        "metrics: written by the run, not listed in docs/results.md: metrics/eval.json: target_val.top2_accuracy"]
 
 
 def test_a_listed_metric_the_run_did_not_write_fails(tmp_path):
@@ -74,15 +74,15 @@ def test_a_listed_metric_the_run_did_not_write_fails(tmp_path):
 
 
 def test_a_plot_file_the_docs_do_not_list_fails(tmp_path):
-    assert compare(write_run(tmp_path, plot_files=[*PLOT_FILES, "dvclive/stage1/plots/metrics/val_f1.tsv"])) == [
-        "plot files: written by the run, not listed in docs/results.md: dvclive/stage1/plots/metrics/val_f1.tsv"]
+    assert compare(write_run(tmp_path, plot_files=[*PLOT_FILES, "dvclive/phase1/plots/metrics/val_f1.tsv"])) == [
+        "plot files: written by the run, not listed in docs/results.md: dvclive/phase1/plots/metrics/val_f1.tsv"]
 
 
 def test_a_missing_curve_fails_as_a_file_and_as_the_plot_that_draws_it(tmp_path):
-    files = [f for f in PLOT_FILES if f != "dvclive/stage2/plots/metrics/lr.tsv"]
+    files = [f for f in PLOT_FILES if f != "dvclive/phase2/plots/metrics/lr.tsv"]
     assert compare(write_run(tmp_path, plot_files=files)) == [
-        "plots: listed in docs/results.md, not written by the run: stage2_lr",
-        "plot files: listed in docs/results.md, not written by the run: dvclive/stage2/plots/metrics/lr.tsv"]
+        "plots: listed in docs/results.md, not written by the run: phase2_lr",
+        "plot files: listed in docs/results.md, not written by the run: dvclive/phase2/plots/metrics/lr.tsv"]
 
 
 def test_a_plot_dvc_yaml_adds_that_the_docs_do_not_list_fails(tmp_path):

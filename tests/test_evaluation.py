@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from staged_fer.config import parse
-from staged_fer.data.splits import SOURCES, ScoredPart, Source, emotiw_bank
+from staged_fer.params import parse
+from staged_fer.data.splits import SOURCES, ScoredPart, Source, target_bank
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation.confusion import dvc_rows, paper_order, row_percentages
 from staged_fer.evaluation.metrics import (CostConfig, EvaluateConfig, classification_metrics,
@@ -139,26 +139,26 @@ def make_data(n_fer=20, n_val=14, test_labelled=False, synthetic=True):
     labels = rng.integers(0, 7, len(split))
     if not test_labelled:
         labels[split == "Test"] = -1
-    emotiw = {"images": rng.integers(0, 256, (len(split), 64, 64), dtype=np.uint8), "labels": labels,
+    target = {"images": rng.integers(0, 256, (len(split), 64, 64), dtype=np.uint8), "labels": labels,
               "split": split, "paths": np.array([f"{s}/img{i}.png" for i, s in enumerate(split)]),
               "outcome": np.array(["aligned"] * len(split)), "source": np.array("synthetic" if synthetic else "dir")}
-    return fer, emotiw
+    return fer, target
 
 
 def fake_predict(role, images):
-    # deterministic, image-dependent probabilities; the stage-1 model differs from the final one
-    cols = slice(7, 14) if role == "stage1" else slice(0, 7)
+    # deterministic, image-dependent probabilities; the phase-1 model differs from the final one
+    cols = slice(7, 14) if role == "phase1" else slice(0, 7)
     k = np.asarray(images).reshape(len(images), -1)[:, cols].astype(np.float32) + 1
     return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_evaluation_sets_score_test_only_when_labelled():
-    fer, emotiw = make_data()
-    keys = [s.key for s in evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})]
-    assert keys == ["fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1"]
-    fer, emotiw = make_data(test_labelled=True)
-    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
-    assert sets[-1].key == "emotiw_test" and len(sets[-1].labels) == 4
+    fer, target = make_data()
+    keys = [s.key for s in evaluation_sets({"fer": fer, "target": target}, {"fer": "fer.npz", "target": "target.npz"})]
+    assert keys == ["fer_public_test", "fer_private_test", "target_val", "target_val_phase1"]
+    fer, target = make_data(test_labelled=True)
+    sets = evaluation_sets({"fer": fer, "target": target}, {"fer": "fer.npz", "target": "target.npz"})
+    assert sets[-1].key == "target_test" and len(sets[-1].labels) == 4
     public = sets[0]
     assert public.ids.tolist() == [str(i) for i in np.flatnonzero(fer["usage"] == "PublicTest")]
 
@@ -166,18 +166,18 @@ def test_evaluation_sets_score_test_only_when_labelled():
 def test_a_registered_source_is_scored_with_no_edit_to_evaluation(monkeypatch):
     """Evaluation reads what to score from the source registry: a third source (here RAF-DB-like
     folders `train`/`test`, ids from a `paths` array) is scored once registered."""
-    fer, emotiw = make_data()
+    fer, target = make_data()
     subset = np.array(["train"] * 3 + ["test"] * 5)
     raf = {"images": np.zeros((8, 32, 32), np.uint8), "labels": np.array([0, 1, 2, 3, 4, -1, 6, 0]),
            "subset": subset, "paths": np.array([f"{s}/{i}.jpg" for i, s in enumerate(subset)]),
            "source": np.array("dir")}
     monkeypatch.setitem(SOURCES, "raf", Source("raf", "RAF-DB", "aligned RAF-DB faces", "subset", ("train", "test"),
-                                               emotiw_bank, "paths", (ScoredPart("test", "test", ("final", "stage1")),)))
-    data = {"fer": fer, "emotiw": emotiw, "raf": raf}
-    paths = {"fer": "fer.npz", "emotiw": "emotiw.npz", "raf": "raf.npz"}
+                                               target_bank, "paths", (ScoredPart("test", "test", ("final", "phase1")),)))
+    data = {"fer": fer, "target": target, "raf": raf}
+    paths = {"fer": "fer.npz", "target": "target.npz", "raf": "raf.npz"}
     sets = evaluation_sets(data, paths)
-    assert [s.key for s in sets] == ["fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1",
-                                     "raf_test", "raf_test_stage1"]
+    assert [s.key for s in sets] == ["fer_public_test", "fer_private_test", "target_val", "target_val_phase1",
+                                     "raf_test", "raf_test_phase1"]
     raf_test = sets[-2]
     assert (raf_test.title, raf_test.part, raf_test.role) == ("RAF-DB test, final model", "RAF-DB test", "final")
     assert raf_test.ids.tolist() == ["test/3.jpg", "test/4.jpg", "test/6.jpg", "test/7.jpg"]   # unlabeled 5 left out
@@ -185,35 +185,35 @@ def test_a_registered_source_is_scored_with_no_edit_to_evaluation(monkeypatch):
     with pytest.raises(PipelineError, match=r"raf.npz: missing array `subset`"):
         evaluation_sets({**data, "raf": {k: v for k, v in raf.items() if k != "subset"}}, paths)
     with pytest.raises(PipelineError, match=r"no arrays given for source 'raf'"):
-        evaluation_sets({"fer": fer, "emotiw": emotiw}, paths)
+        evaluation_sets({"fer": fer, "target": target}, paths)
 
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda f, e: f.pop("usage"), "fer.npz: missing array `usage`"),
     (lambda f, e: f.__setitem__("labels", np.r_[f["labels"][:-1], 9]), "fer.npz: row 19 has label 9"),
-    (lambda f, e: e.__setitem__("paths", e["paths"][:-1]), "emotiw.npz: array `paths` has 23 rows"),
+    (lambda f, e: e.__setitem__("paths", e["paths"][:-1]), "target.npz: array `paths` has 23 rows"),
     (lambda f, e: e.__setitem__("split", np.where(e["split"] == "Val", "Train", e["split"])),
-     "emotiw.npz: no labelled Val faces"),
+     "target.npz: no labelled Val faces"),
 ])
 def test_malformed_inputs_name_the_file_and_row(mutate, message):
-    fer, emotiw = make_data()
-    mutate(fer, emotiw)
+    fer, target = make_data()
+    mutate(fer, target)
     with pytest.raises(PipelineError, match=message.replace("(", r"\(")):
-        evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
+        evaluation_sets({"fer": fer, "target": target}, {"fer": "fer.npz", "target": "target.npz"})
 
 
 def test_write_outputs(tmp_path):
-    fer, emotiw = make_data(test_labelled=True)
-    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"})
+    fer, target = make_data(test_labelled=True)
+    sets = evaluation_sets({"fer": fer, "target": target}, {"fer": "fer.npz", "target": "target.npz"})
     scored = score(sets, fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "metrics" / "eval.json", plots_dir=tmp_path / "plots",
                  reports_dir=tmp_path / "reports")
-    info = {"model": "alexnet", "scheme": "fer28 -> emotiw"}
+    info = {"model": "alexnet", "schemes": "fer28 -> target"}
     metrics = write_outputs(scored, CFG, 0, info, **paths)
     saved = json.loads(paths["metrics_path"].read_text())
     scores = json.loads((tmp_path / "reports" / "scores.json").read_text())
     assert saved == metrics and saved["synthetic"] is True and scores["model"] == "alexnet"
-    keys = ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1", "emotiw_test")
+    keys = ("fer_public_test", "fer_private_test", "target_val", "target_val_phase1", "target_test")
     # Only the headline figures are metrics (what `dvc exp show` lists); the rest is reported.
     assert set(saved) == {"synthetic", *keys} and set(scores["sets"]) == set(keys)
     for key in keys:
@@ -227,9 +227,9 @@ def test_write_outputs(tmp_path):
         rows = json.loads((tmp_path / "plots" / f"{key}.json").read_text())
         assert len(rows) == block["n"]
         assert (tmp_path / "reports" / f"confusion_{key}.png").read_bytes()[:4] == b"\x89PNG"
-    stage1 = json.loads((tmp_path / "plots" / "emotiw_val_stage1.json").read_text())
-    assert [LABEL_OF[r["predicted"]] for r in stage1] == fake_predict("stage1", sets[3].images).argmax(1).tolist()
-    with open(tmp_path / "reports" / "predictions" / "emotiw_val.csv") as fh:
+    phase1 = json.loads((tmp_path / "plots" / "target_val_phase1.json").read_text())
+    assert [LABEL_OF[r["predicted"]] for r in phase1] == fake_predict("phase1", sets[3].images).argmax(1).tolist()
+    with open(tmp_path / "reports" / "predictions" / "target_val.csv") as fh:
         table = list(csv.DictReader(fh))
     val = sets[2]
     assert [r["id"] for r in table] == val.ids.tolist()
@@ -244,11 +244,11 @@ def test_rerun_gives_identical_bytes_and_drops_sets_no_longer_scored(tmp_path, m
     from staged_fer.evaluation import scoring
     # PNG bytes are save_figure's concern; a stand-in keeps this test fast.
     monkeypatch.setattr(scoring, "confusion_figure", lambda cm, title, path: path.write_bytes(cm.tobytes()))
-    fer, emotiw = make_data(test_labelled=True)
-    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), fake_predict, lambda role: False)
+    fer, target = make_data(test_labelled=True)
+    scored = score(evaluation_sets({"fer": fer, "target": target}, {"fer": "f", "target": "e"}), fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "metrics" / "eval.json", plots_dir=tmp_path / "plots",
                  reports_dir=tmp_path / "reports")
-    info = {"model": "alexnet", "scheme": "fer28 -> emotiw"}
+    info = {"model": "alexnet", "schemes": "fer28 -> target"}
     write_outputs(scored, CFG, 0, info, **paths)
     # A rerun gives identical bytes, so DVC skips what follows ...
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
@@ -257,15 +257,15 @@ def test_rerun_gives_identical_bytes_and_drops_sets_no_longer_scored(tmp_path, m
     # ... and a run that no longer scores a set leaves none of its files behind.
     write_outputs(scored[:-1], CFG, 0, info, **paths)
     after = {p for p in tmp_path.rglob("*") if p.is_file()}
-    gone = {p for p in before if "emotiw_test" in p.name}
+    gone = {p for p in before if "target_test" in p.name}
     assert len(gone) == 3 and after == set(before) - gone
-    assert "emotiw_test" not in json.loads((tmp_path / "reports" / "scores.json").read_text())["sets"]
+    assert "target_test" not in json.loads((tmp_path / "reports" / "scores.json").read_text())["sets"]
 
 
 def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
     from staged_fer.evaluation import scoring
-    fer, emotiw = make_data()
-    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), fake_predict, lambda role: False)
+    fer, target = make_data()
+    scored = score(evaluation_sets({"fer": fer, "target": target}, {"fer": "f", "target": "e"}), fake_predict, lambda role: False)
     paths = dict(metrics_path=tmp_path / "eval.json", plots_dir=tmp_path / "plots", reports_dir=tmp_path / "reports")
     calls = []
 
@@ -278,7 +278,7 @@ def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "confusion_figure", figure)
     write_outputs(scored, CFG, 0, {}, **paths)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    other = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), lambda role, x: fake_predict(role, x)[:, ::-1].copy(),
+    other = score(evaluation_sets({"fer": fer, "target": target}, {"fer": "f", "target": "e"}), lambda role, x: fake_predict(role, x)[:, ::-1].copy(),
                   lambda role: True)
     with pytest.raises(OSError, match="disk full"):
         write_outputs(other, CFG, 0, {}, **paths)
@@ -287,30 +287,30 @@ def test_failed_write_keeps_previous_outputs(tmp_path, monkeypatch):
 
 
 def test_real_data_not_labelled_synthetic_unless_the_model_is():
-    fer, emotiw = make_data(synthetic=False)
-    sets = evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"})
+    fer, target = make_data(synthetic=False)
+    sets = evaluation_sets({"fer": fer, "target": target}, {"fer": "f", "target": "e"})
     assert not any(s.synthetic for s in score(sets, fake_predict, lambda role: False) for s in [s.set])
-    scored = score(sets, fake_predict, lambda role: role == "stage1")
+    scored = score(sets, fake_predict, lambda role: role == "phase1")
     assert [s.set.synthetic for s in scored] == [False, False, False, True]
 
 
 def test_model_output_of_wrong_shape_is_an_error():
-    fer, emotiw = make_data()
+    fer, target = make_data()
     with pytest.raises(PipelineError, match=r"FER PublicTest: model returned probabilities of shape \(10, 6\), expected \(10, 7\)"):
-        score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "f", "emotiw": "e"}), lambda role, x: np.ones((len(x), 6)), lambda r: False)
+        score(evaluation_sets({"fer": fer, "target": target}, {"fer": "f", "target": "e"}), lambda role, x: np.ones((len(x), 6)), lambda r: False)
 
 
 def test_sets_that_chose_the_epoch_are_marked_optimistic(tmp_path):
-    fer, emotiw = make_data()
-    scored = score(evaluation_sets({"fer": fer, "emotiw": emotiw}, {"fer": "fer.npz", "emotiw": "emotiw.npz"}), fake_predict, lambda role: False)
-    info = {"model": "alexnet", "scheme": "fer28 -> emotiw",
-            "selected_on": {"stage1": ["FER PublicTest"], "final": ["EmotiW Val"]}}
+    fer, target = make_data()
+    scored = score(evaluation_sets({"fer": fer, "target": target}, {"fer": "fer.npz", "target": "target.npz"}), fake_predict, lambda role: False)
+    info = {"model": "alexnet", "schemes": "fer28 -> target",
+            "selected_on": {"phase1": ["FER PublicTest"], "final": ["Target Val"]}}
     metrics = write_outputs(scored, CFG, 0, info, metrics_path=tmp_path / "m.json", plots_dir=tmp_path / "p",
                             reports_dir=tmp_path / "r")
     assert "selected_on" not in metrics
-    assert {k: metrics[k]["selected_here"] for k in ("fer_public_test", "fer_private_test", "emotiw_val",
-                                                     "emotiw_val_stage1")} == {
-        "fer_public_test": False,        # scored by the final model, which chose on EmotiW Val
-        "fer_private_test": False, "emotiw_val": True, "emotiw_val_stage1": False}
+    assert {k: metrics[k]["selected_here"] for k in ("fer_public_test", "fer_private_test", "target_val",
+                                                     "target_val_phase1")} == {
+        "fer_public_test": False,        # scored by the final model, which chose on Target Val
+        "fer_private_test": False, "target_val": True, "target_val_phase1": False}
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "their numbers are optimistic" in summary and summary.count("| yes |") >= 1

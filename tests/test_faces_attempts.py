@@ -6,7 +6,7 @@ import pytest
 
 from faces_samples import align_config, astronaut_gray
 from staged_fer.faces import geometry
-from staged_fer.faces.config import PadConfig
+from staged_fer.faces.align_params import PadConfig
 from staged_fer.faces.contact_sheet import MARKS, failure_picks, marker
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker

@@ -102,7 +102,7 @@ def test_no_boxes_runs_no_pass(fan_cpu):
 def test_pipeline_rejects_on_the_real_fan_fit(tmp_path, fan_cpu):
     """min_fit above any fit: Train drops the face, Val falls back to a crop; the accepting side
     runs through dvc in test_align_fan_dvc.py."""
-    from staged_fer.data.emotiw import scan_sfew
+    from staged_fer.data.target import scan_sfew
     from staged_fer.faces.pipeline import align_all
     face = astronaut_gray()[20:280, 120:340]   # one detection
     write_png(tmp_path / "Train" / "Happy" / "a.png", face)

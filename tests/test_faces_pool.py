@@ -1,4 +1,4 @@
-"""The worker pool that align_emotiw and predict share: results in item order from worker
+"""The worker pool that align_target and predict share: results in item order from worker
 processes or from this one, OpenCV's threads given back, a worker's error raised here."""
 import operator
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from staged_fer.config import parse
+from staged_fer.params import parse
 from staged_fer.data.fer_decode import counts
 from staged_fer.data.ferplus import HEADER, VOTES, FerLabelsConfig, FerPlusVotes, majority, read_votes, relabel
 from staged_fer.errors import PipelineError

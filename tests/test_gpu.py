@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from staged_fer.config import section
+from staged_fer.params import section
 from staged_fer.data.splits import Bank, Split
 from staged_fer.inputs.batches import DeviceImages, centre_crops, random_crops
-from staged_fer.inputs.config import InputConfig
+from staged_fer.inputs.input_params import InputConfig
 from staged_fer.inputs.gray import fold_gray_input
 from staged_fer.labels import NUM_CLASSES
 from staged_fer.models import ModelsConfig, build_model, input_spec
-from staged_fer.training.config import RuntimeConfig, StageConfig
+from staged_fer.training.phase_params import RuntimeConfig, PhaseConfig
 from tests.params_baseline import baseline_params
 
 CUDA = torch.device("cuda")
@@ -76,20 +76,20 @@ def fer_like_split(n_train: int = 128) -> Split:
 def test_bf16_channels_last_step_matches_the_fp32_step(device):
     """AlexNet with the one-channel input, two steps: the loss within 0.02 (1% of ln 7) and the
     weight update pointing the same way (cosine > 0.99). On CUDA at 227 px, batch 64, with
-    autocast as `train.bf16` chooses it; on the CPU, where the Trainer leaves it off unless
+    autocast as `runtime.bf16` chooses it; on the CPU, where the Trainer leaves it off unless
     told, at 96 px, batch 16."""
     from staged_fer.training.loop import Trainer
     cuda = device == "cuda"
     cfg = models_cfg(None if cuda else 96)
     spec = input_spec("alexnet", cfg)
     batch = 64 if cuda else 16
-    stage = StageConfig("fer28", 1, batch, 0.01, 10, 0.9, 0.0005, "last", False, "val", 0.1)
+    phase = PhaseConfig("fer28", 1, batch, 0.01, 10, 0.9, 0.0005, "last", False, "val", 0.1)
     runs = {}
     for bf16 in (False, True):
         torch.manual_seed(0)
         model = build_model("alexnet", cfg, num_classes=NUM_CLASSES, pretrained=False)
         start = torch.cat([p.detach().flatten() for p in model.parameters()]).to(device)
-        trainer = Trainer(model, spec, fer_like_split(2 * batch), stage, InputConfig(256, True),
+        trainer = Trainer(model, spec, fer_like_split(2 * batch), phase, InputConfig(256, True),
                           RuntimeConfig(1, device, False, bf16), 0, torch.device(device), channels="gray",
                           autocast=None if cuda else bf16, progress=False)
         assert trainer.autocast == bf16
@@ -148,7 +148,7 @@ def test_folded_one_channel_conv1_matches_the_three_channel_model(name, device, 
 def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     """`evaluate`'s Predictor, device cuda vs cpu, on 1000 faces: >= 99.5% the same class.
     It runs with the default TF32 convolutions, as the stage does."""
-    from staged_fer.config import read_stage_params
+    from staged_fer.params import read_stage_params
     from staged_fer.evaluation.checkpoints import EvaluateParams, Predictor
     from staged_fer.models.checkpoint import Checkpoint
     params = baseline_params()
@@ -164,7 +164,7 @@ def test_evaluate_on_cuda_agrees_with_the_cpu(tmp_path):
     for device in ("cpu", "cuda"):
         params["evaluate"]["device"] = device
         predictor = Predictor(read_stage_params(params, EvaluateParams), "params.yaml",
-                              {"stage1": ckpt, "final": ckpt})
+                              {"phase1": ckpt, "final": ckpt})
         assert predictor.device.type == device
         proba[device] = predictor("final", images)
     agree = (proba["cuda"].argmax(1) == proba["cpu"].argmax(1)).mean()

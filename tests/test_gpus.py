@@ -100,7 +100,7 @@ def test_all_k_or_none_are_held(tmp_path):
 ACQUIRE = """
 import json, os
 from staged_fer.gpus import acquire
-print(json.dumps([acquire(int(os.environ["K"]), "train_stage1", cpu_only=os.environ.get("CPU") == "1"),
+print(json.dumps([acquire(int(os.environ["K"]), "train_phase1", cpu_only=os.environ.get("CPU") == "1"),
                   os.environ.get("CUDA_VISIBLE_DEVICES")]))
 """
 
@@ -117,7 +117,7 @@ def _acquire(tmp_path, **env) -> tuple[list, str]:
 def test_a_stage_records_its_slot_and_says_it_is_a_slot_only_without_cuda(tmp_path):
     (grant, visible), err = _acquire(tmp_path, STAGED_FER_GPUS="4,5", K="1")
     assert grant["ids"] == ["4"] and grant["names"] is None and grant["cuda"] is False and visible == "4"
-    assert err.strip() == "train_stage1: GPU 4 (no CUDA here: a slot only; the stage runs on the CPU)"
+    assert err.strip() == "train_phase1: GPU 4 (no CUDA here: a slot only; the stage runs on the CPU)"
     (grant, visible), _ = _acquire(tmp_path, STAGED_FER_GPUS="4,5", K="2")
     assert grant["ids"] == ["4", "5"] and visible == "4,5"
 
@@ -134,12 +134,12 @@ def test_a_torchrun_worker_reports_its_launchers_grant(tmp_path):
 
 def test_listed_ids_are_checked_against_the_machine_before_queueing(monkeypatch, capsys):
     import torch
-    with pytest.raises(PipelineError, match=r"^GPUS=0,1: each run needs 3 GPUs \(`train.devices`\)"):
+    with pytest.raises(PipelineError, match=r"^GPUS=0,1: each run needs 3 GPUs \(`runtime.devices`\)"):
         gpus.check_listed(("0", "1"), 3)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     gpus.check_listed(("0", "1"), 1)
     assert capsys.readouterr().err == ("GPUS=0,1: no CUDA here, so the ids are slots only: at most 2 runs at "
-                                       "a time, each training on the CPU (`train.device: auto`)\n")
+                                       "a time, each training on the CPU (`runtime.device: auto`)\n")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

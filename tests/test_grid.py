@@ -8,39 +8,39 @@ from staged_fer.evaluation import grid
 from tests.dvc_project import BIN, TINY_PARAMS, DvcProject
 
 EXPECTED = {
-    "fer28": ("fer28", "none"), "fer32": ("fer32", "none"), "fer32-emotiw": ("fer32_emotiw", "none"),
-    "fer28-to-emotiw": ("fer28", "emotiw"), "fer32-to-emotiw": ("fer32", "emotiw"),
-    "imagenet-to-emotiw": ("none", "emotiw"),
+    "fer28": ("fer28", "none"), "fer32": ("fer32", "none"), "fer32-target": ("fer32_target", "none"),
+    "fer28-to-target": ("fer28", "target"), "fer32-to-target": ("fer32", "target"),
+    "imagenet-to-target": ("none", "target"),
 }
 
 
 def test_dry_run_prints_the_twelve_commands(capsys):
-    assert grid.main(["--dry-run", "-S", "stage1.epochs=3"]) == 0
+    assert grid.main(["--dry-run", "-S", "phase1.epochs=3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 12
-    assert lines[0] == ("dvc exp run --queue --name alexnet-fer28 -S model=alexnet -S stage1.data=fer28 "
-                        "-S stage2.data=none -S stage1.epochs=3")
-    assert lines[-1] == ("dvc exp run --queue --name vgg_m-imagenet-to-emotiw -S model=vgg_m -S stage1.data=none "
-                         "-S stage2.data=emotiw -S stage1.epochs=3")
+    assert lines[0] == ("dvc exp run --queue --name alexnet-fer28 -S model=alexnet -S phase1.data=fer28 "
+                        "-S phase2.data=none -S phase1.epochs=3")
+    assert lines[-1] == ("dvc exp run --queue --name vgg_m-imagenet-to-target -S model=vgg_m -S phase1.data=none "
+                         "-S phase2.data=target -S phase1.epochs=3")
     expected = {f"{m}-{s}": (m, *d) for m in ("alexnet", "vgg_m") for s, d in EXPECTED.items()}
     seen = {}
     for line in lines:
         words = line.split()
         sets = dict(w.split("=", 1) for w in words[words.index("--name") + 3::2])
-        seen[words[words.index("--name") + 1]] = (sets["model"], sets["stage1.data"], sets["stage2.data"])
+        seen[words[words.index("--name") + 1]] = (sets["model"], sets["phase1.data"], sets["phase2.data"])
     assert seen == expected
 
 
 def test_every_scheme_is_one_the_pipeline_builds():
-    from staged_fer.config import load_params, read_stage_params
+    from staged_fer.params import load_params, read_stage_params
     from staged_fer.data.splits import NONE, SplitsParams
     defined = (*read_stage_params(load_params("params.yaml"), SplitsParams).schemes, NONE)
-    for s in grid.SCHEMES:
-        assert s.stage1 in defined and s.stage2 in defined
-        assert grid.scheme_of_params(s.stage1, s.stage2) is s
+    for s in grid.RECIPES:
+        assert s.phase1 in defined and s.phase2 in defined
+        assert grid.recipe_of_params(s.phase1, s.phase2) is s
 
 
-@pytest.mark.parametrize("bad", ["model=vgg_m", "stage2.data=none", "params.yaml:stage1.data=fer28", "epochs"])
+@pytest.mark.parametrize("bad", ["model=vgg_m", "phase2.data=none", "params.yaml:phase1.data=fer28", "epochs"])
 def test_overrides_the_grid_sets_itself_are_refused(bad, capsys):
     with pytest.raises(SystemExit) as exc:
         grid.main(["--dry-run", "-S", bad])
@@ -57,37 +57,37 @@ def _project(tmp_path) -> DvcProject:
 
 
 def _queued(project: DvcProject) -> dict[str, tuple]:
-    """name -> (model, stage1.data, stage2.data, stage1.epochs) of the queued experiments."""
+    """name -> (model, phase1.data, phase2.data, phase1.epochs) of the queued experiments."""
     queued = {}
     for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
         for exp in commit.get("experiments") or []:
             for rev in exp["revs"]:
                 p = rev["data"]["params"]["params.yaml"]["data"]
                 assert exp["executor"]["state"] == "queued"
-                queued[rev["name"]] = (p["model"], p["stage1"]["data"], p["stage2"]["data"], p["stage1"]["epochs"])
+                queued[rev["name"]] = (p["model"], p["phase1"]["data"], p["phase2"]["data"], p["phase1"]["epochs"])
     return queued
 
 
 def test_grid_queues_a_real_experiment(tmp_path):
     project = _project(tmp_path)
     result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--models", "vgg_m",
-                         "--schemes", "fer32-to-emotiw", "-S", "stage1.epochs=2")
+                         "--recipes", "fer32-to-target", "-S", "phase1.epochs=2")
     assert "queued 1 experiments" in result.stdout
-    assert _queued(project) == {"vgg_m-fer32-to-emotiw": ("vgg_m", "fer32", "emotiw", 2)}
+    assert _queued(project) == {"vgg_m-fer32-to-target": ("vgg_m", "fer32", "target", 2)}
 
 
 @pytest.mark.slow
 def test_grid_queues_twelve_experiments(tmp_path):
     project = _project(tmp_path)
-    result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "-S", "stage1.epochs=2")
+    result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "-S", "phase1.epochs=2")
     assert "queued 12 experiments" in result.stdout
     assert _queued(project) == {f"{m}-{s}": (m, *d, 2) for m in ("alexnet", "vgg_m") for s, d in EXPECTED.items()}
 
 
 def test_seeds_name_each_run_and_set_its_seed(capsys):
-    assert grid.main(["--dry-run", "--models", "alexnet", "--schemes", "fer28", "--seeds", "0", "2"]) == 0
+    assert grid.main(["--dry-run", "--models", "alexnet", "--recipes", "fer28", "--seeds", "0", "2"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"dvc exp run --queue --name alexnet-fer28-s{s} -S model=alexnet -S stage1.data=fer28 -S stage2.data=none "
+        f"dvc exp run --queue --name alexnet-fer28-s{s} -S model=alexnet -S phase1.data=fer28 -S phase2.data=none "
         f"-S seed={s}" for s in (0, 2)]
 
 
@@ -102,22 +102,22 @@ def test_seed_arguments_that_cannot_work_are_refused(argv, message, capsys):
 
 
 def test_devices_per_run_follow_the_last_override():
-    assert grid.devices_per_run({"train": {"devices": 1}}, []) == 1
-    assert grid.devices_per_run({"train": {"devices": 1}}, ["train.devices=4", "params.yaml:train.devices=2"]) == 2
+    assert grid.devices_per_run({"runtime": {"devices": 1}}, []) == 1
+    assert grid.devices_per_run({"runtime": {"devices": 1}}, ["runtime.devices=4", "params.yaml:runtime.devices=2"]) == 2
 
 
 def test_gpus_that_cannot_serve_a_run_are_refused_before_anything_is_queued(tmp_path):
     project = _project(tmp_path)
     result = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--models", "alexnet",
-                         "--schemes", "fer28", "--gpus", "0,1", "-S", "train.devices=3", check=False)
+                         "--recipes", "fer28", "--gpus", "0,1", "-S", "runtime.devices=3", check=False)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: GPUS=0,1: each run needs 3 GPUs (`train.devices`) but only 2 are "
+    assert result.stderr.strip() == ("error: GPUS=0,1: each run needs 3 GPUs (`runtime.devices`) but only 2 are "
                                      "listed")
     assert _queued(project) == {} and "alexnet-fer28" not in project.dvc("queue", "status").stdout
 
 
 def test_pull_lets_every_run_restore_from_the_remote(capsys):
-    assert grid.main(["--dry-run", "--pull", "--models", "alexnet", "--schemes", "fer28"]) == 0
+    assert grid.main(["--dry-run", "--pull", "--models", "alexnet", "--recipes", "fer28"]) == 0
     assert capsys.readouterr().out.startswith("dvc exp run --queue --pull --name alexnet-fer28 ")
 
 

@@ -4,7 +4,7 @@ their experiments with the run-cache; box B restores the stages it shares with b
 run-cache instead of running them; a third clone pulls every experiment and reports them.
 
 What box B can restore is what DVC pushes with the run-cache: a stage's cached outputs. The data
-stages' outputs are all cached; the training stages and evaluate have an uncached one (their
+stages' outputs are all cached; the training phases and evaluate have an uncached one (their
 `cache: false` metrics, committed with each experiment) and run again, since DVC 3 keeps
 uncached outputs for its run-cache in the local cache only."""
 from __future__ import annotations
@@ -18,10 +18,10 @@ from tests.dvc_project import TINY_PARAMS, DvcProject
 pytestmark = pytest.mark.slow
 
 A = "alexnet-fer28"
-B = "alexnet-fer28-to-emotiw"
+B = "alexnet-fer28-to-target"
 # What box B restores from box A's run-cache: the data stages, but build_splits, which reads
-# `stage2.data` (none in A's run, emotiw in B's).
-SHARED = ["download_fer", "decode_fer", "align_emotiw"]
+# `phase2.data` (none in A's run, target in B's).
+SHARED = ["download_fer", "decode_fer", "align_target"]
 
 
 @pytest.fixture
@@ -45,17 +45,17 @@ def box(origin, path, locks) -> DvcProject:
 
 def test_two_boxes_share_one_remote_and_a_third_reports_both(remotes, tmp_path):
     a = box(remotes, tmp_path / "box-a", tmp_path / "locks-a")
-    ran_a = a.make("grid", "GPUS=0", "GRID=--models alexnet --schemes fer28")
-    assert "Running stage 'align_emotiw'" in ran_a.stdout
+    ran_a = a.make("grid", "GPUS=0", "GRID=--models alexnet --recipes fer28")
+    assert "Running stage 'align_target'" in ran_a.stdout
     a.dvc("exp", "push", "--run-cache", "origin", A)
 
     b = box(remotes, tmp_path / "box-b", tmp_path / "locks-b")
     b.dvc("fetch", "--run-cache")
-    ran_b = b.make("grid", "GPUS=0", "GRID=--pull --models alexnet --schemes fer28-to-emotiw").stdout
+    ran_b = b.make("grid", "GPUS=0", "GRID=--pull --models alexnet --recipes fer28-to-target").stdout
     for stage in SHARED:
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in ran_b, ran_b[-3000:]
     assert sorted(re.findall(r"Running stage '([^']+)'", ran_b)) == [
-        "build_splits", "evaluate", "train_stage1", "train_stage2"]
+        "build_splits", "evaluate", "train_phase1", "train_phase2"]
     b.dvc("exp", "push", "--run-cache", "origin", B)
 
     c = box(remotes, tmp_path / "box-c", tmp_path / "locks-c")

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not REAL.is_file(), reason="../shared/data/fer2013.csv.gz is not beside this repository")]
 
 ROWS = {"Training": 210, "PublicTest": 70, "PrivateTest": 70}
-NAMES = [f"alexnet-{scheme}-s{seed}" for scheme in ("fer28", "fer28-to-emotiw") for seed in (0, 1)]
+NAMES = [f"alexnet-{scheme}-s{seed}" for scheme in ("fer28", "fer28-to-target") for seed in (0, 1)]
 
 
 def real_fer_rows(dest) -> None:
@@ -41,12 +41,12 @@ def real_fer_rows(dest) -> None:
 def test_a_fresh_clone_runs_the_grid_on_two_gpu_slots_and_reports_over_seeds(tmp_path):
     from staged_fer.synthetic.sfew import write_sfew_tree
 
-    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "emotiw.source": "dir"}
+    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "target.source": "dir"}
     start = DvcProject.copy_of_repo(tmp_path / "start", params)
     project = DvcProject.clone(start.path, tmp_path / "clone")
     project.env["STAGED_FER_GPU_LOCKS"] = str(tmp_path / "locks")
     real_fer_rows(project.path / "data/external/fer2013/fer2013.csv")
-    sfew = TINY_PARAMS["emotiw.synthetic"]
+    sfew = TINY_PARAMS["target.synthetic"]
     write_sfew_tree(tmp_path / "SFEW_2.0", sfew["train_per_class"], sfew["val_per_class"], sfew["test"], 0)
     for split in (tmp_path / "SFEW_2.0").iterdir():
         shutil.move(str(split), project.path / "data/external/SFEW_2.0" / split.name)
@@ -55,7 +55,7 @@ def test_a_fresh_clone_runs_the_grid_on_two_gpu_slots_and_reports_over_seeds(tmp
     records = sorted(str(p.relative_to(project.path)) for p in project.path.glob("data/external/*/*.dvc"))
     project.run("git", "add", *records)
     project.run("git", "commit", "-q", "-m", "raw data")
-    ran = project.make("grid", "GPUS=0,1", "GRID=--models alexnet --schemes fer28 fer28-to-emotiw --seeds 0 1")
+    ran = project.make("grid", "GPUS=0,1", "GRID=--models alexnet --recipes fer28 fer28-to-target --seeds 0 1")
     assert "GPUS=0,1: no CUDA here, so the ids are slots only" in ran.stderr
     status = project.dvc("queue", "status").stdout
     assert all(re.search(rf"\b{name}\s.*Success", status) for name in NAMES), status

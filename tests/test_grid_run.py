@@ -10,13 +10,13 @@ import pytest
 from tests.dvc_project import BIN
 from tests.test_grid import _project
 
-NAMES = ["alexnet-fer28", "alexnet-fer28-to-emotiw", "vgg_m-fer28", "vgg_m-fer28-to-emotiw"]
+NAMES = ["alexnet-fer28", "alexnet-fer28-to-target", "vgg_m-fer28", "vgg_m-fer28-to-target"]
 
 
 @pytest.mark.slow
 def test_two_by_two_grid_runs_and_reports(tmp_path):
     project = _project(tmp_path)
-    project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--schemes", "fer28", "fer28-to-emotiw")
+    project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--recipes", "fer28", "fer28-to-target")
     project.dvc("queue", "start", "--jobs", "1")
     deadline = time.monotonic() + 3600
     while True:
@@ -34,14 +34,14 @@ def test_two_by_two_grid_runs_and_reports(tmp_path):
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if line.startswith("| ")}
     for name in NAMES:
         assert "synthetic" in rows[name]
-    assert "46.9 / 54.0 (S1)" in rows["alexnet-fer28"] and "47.8 / 52.1 (S5)" in rows["vgg_m-fer28-to-emotiw"]
+    assert "46.9 / 54.0 (S1)" in rows["alexnet-fer28"] and "47.8 / 52.1 (S5)" in rows["vgg_m-fer28-to-target"]
     tests = [line for line in mcnemar.splitlines() if line.startswith("| ") and "---" not in line]
     pairs = {tuple(line.split(" | ")[:2]) for line in tests[1:]}
-    assert pairs == {("| alexnet-fer28", "alexnet-fer28-to-emotiw"), ("| vgg_m-fer28", "vgg_m-fer28-to-emotiw"),
-                     ("| alexnet-fer28", "vgg_m-fer28"), ("| alexnet-fer28-to-emotiw", "vgg_m-fer28-to-emotiw")}
-    # A double run's stage 1 is its single run's model, restored from the run-cache: the same
-    # predictions on EmotiW Val, so the same accuracy to the last digit.
+    assert pairs == {("| alexnet-fer28", "alexnet-fer28-to-target"), ("| vgg_m-fer28", "vgg_m-fer28-to-target"),
+                     ("| alexnet-fer28", "vgg_m-fer28"), ("| alexnet-fer28-to-target", "vgg_m-fer28-to-target")}
+    # A double run's phase 1 is its single run's model, restored from the run-cache: the same
+    # predictions on Target Val, so the same accuracy to the last digit.
     from staged_fer.evaluation.report import parse_exp_show
     metrics = {e.name: e.metrics for e in parse_exp_show(json.loads(project.dvc("exp", "show", "--json").stdout))}
     for model in ("alexnet", "vgg_m"):
-        assert metrics[f"{model}-fer28-to-emotiw"]["emotiw_val_stage1"] == metrics[f"{model}-fer28"]["emotiw_val"]
+        assert metrics[f"{model}-fer28-to-target"]["target_val_phase1"] == metrics[f"{model}-fer28"]["target_val"]

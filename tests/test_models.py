@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
-from staged_fer.config import parse
+from staged_fer.params import parse
 from staged_fer.errors import PipelineError
 from staged_fer.models import (MODEL_NAMES, PAPER_MODELS, ModelsConfig, build_model, count_parameters, head,
                                input_spec)

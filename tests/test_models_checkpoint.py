@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from staged_fer.config import load_params, parse
+from staged_fer.params import load_params, parse
 from staged_fer.errors import PipelineError
-from staged_fer.inputs.config import InputConfig
+from staged_fer.inputs.input_params import InputConfig
 from staged_fer.models import ModelsConfig, build_model, input_spec
 from staged_fer.models.checkpoint import Checkpoint
 from staged_fer.models.trained import TrainedModel
@@ -29,7 +29,7 @@ def models_cfg(**alexnet):
 def checkpoint(module_tmp):
     torch.manual_seed(0)
     model = build_model("alexnet", models_cfg(), pretrained=False)
-    path = module_tmp("ckpt") / "stage1.pt"
+    path = module_tmp("ckpt") / "phase1.pt"
     Checkpoint(model="alexnet", state_dict=model.state_dict(),
                params={"seed": 0, "model": "alexnet", "models": MODELS, "input": vars(INPUT)},
                epoch=3, best_val_acc=0.5,
@@ -89,7 +89,7 @@ def test_predict_proba_is_softmax_of_the_torchvision_centre_crop(checkpoint):
     np.testing.assert_allclose(model.predict_proba(images, batch_size=256), probs, atol=1e-6)
 
 
-def test_predict_proba_takes_emotiw_sized_faces_and_empty_input(checkpoint):
+def test_predict_proba_takes_target_sized_faces_and_empty_input(checkpoint):
     model = TrainedModel.load(checkpoint[0], "cpu", models_cfg(), INPUT)
     assert dataclasses.replace(model, input=InputConfig(256, False)).predict_proba(faces(2, 256)).shape == (2, 7)
     assert model.predict_proba(faces(0, 48)).shape == (0, 7)

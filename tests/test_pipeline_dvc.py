@@ -20,8 +20,8 @@ from tests.dvc_project import ROOT, TINY_PARAMS, DvcProject
 from tools import plots_template
 from tools.code_deps import derived_deps
 
-ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
-              "train_stage1", "train_stage2", "evaluate"]
+ALL_STAGES = ["download_fer", "decode_fer", "align_target", "build_splits",
+              "train_phase1", "train_phase2", "evaluate"]
 
 # Loaded by every Python process of the project copy (through PYTHONPATH): on exit, a stage
 # script lists the in-repo files it actually imported, whichever code paths it took.
@@ -75,7 +75,7 @@ def test_every_file_a_stage_imported_while_running_is_one_of_its_deps(project):
     loaded: dict[str, set[str]] = {}
     for log in project.import_log.iterdir():
         loaded.setdefault(log.name.rsplit(".", 1)[0], set()).update(log.read_text().split())
-    # Each stage's script comes first in its deps; train_stage1 and train_stage2 share theirs.
+    # Each stage's script comes first in its deps; train_phase1 and train_phase2 share theirs.
     scripts = {stage: derived[stage][0] for stage in ALL_STAGES}
     assert sorted(loaded) == sorted({Path(script).name for script in scripts.values()})
     for stage, script in scripts.items():
@@ -89,14 +89,14 @@ def test_second_repro_reruns_nothing(project):
     assert "up to date" in project.dvc("status").stdout
 
 
-def test_stage2_param_reruns_only_stage2_and_evaluate(project):
-    project.set_params(stage2__lr=0.002)
-    assert sorted(project.repro()) == ["evaluate", "train_stage2"]
+def test_phase2_param_reruns_only_phase2_and_evaluate(project):
+    project.set_params(phase2__lr=0.002)
+    assert sorted(project.repro()) == ["evaluate", "train_phase2"]
 
 
 def test_run_cache_restores_a_stage_seen_before(project):
-    project.set_params(stage2__lr=0.001)
-    # Both stages were run with these exact inputs before: DVC restores them, runs nothing.
+    project.set_params(phase2__lr=0.001)
+    # Both phases were run with these exact inputs before: DVC restores them, runs nothing.
     assert project.repro() == []
     project.run("git", "add", "-A")
     project.run("git", "commit", "-q", "-m", "baseline run")
@@ -130,8 +130,8 @@ def test_editing_each_library_file_flags_exactly_its_importers(project):
     # Every stage of dvc.yaml takes part: the optional export stage is switched on for one
     # checkpoint, and the pipeline reproduced (all of it when this test runs alone).
     params = (project.path / "params.yaml").read_bytes()
-    export = "export@stage2"   # the stage instance that export.onnx = [stage2] makes
-    project.set_params(export__onnx=["stage2"])
+    export = "export@phase2"   # the stage instance that export.onnx = [phase2] makes
+    project.set_params(export__onnx=["phase2"])
     project.repro()
     derived = derived_deps(project.path / "dvc.yaml")
     instances = project.dvc("stage", "list", "--name-only").stdout.split()   # foreach stages by instance
@@ -167,8 +167,8 @@ def readme_command(start: str) -> list[str]:
 
 
 def test_the_readme_exp_show_line_reads_in_120_columns(project):
-    """Per experiment: the model, both data schemes, EmotiW Val accuracy of the final and the
-    stage-1 model, in full (no `…`) in a 120-column terminal."""
+    """Per experiment: the model, both data schemes, Target Val accuracy of the final and the
+    phase-1 model, in full (no `…`) in a 120-column terminal."""
     args = readme_command("dvc exp show ")
     project.env["COLUMNS"] = "120"
     try:
@@ -179,9 +179,9 @@ def test_the_readme_exp_show_line_reads_in_120_columns(project):
     save_for_the_record(project, "exp_show_120.txt", shown)
     save_for_the_record(project, "metrics_diff_120.txt", diff)
     assert "…" not in shown and max(map(len, shown.splitlines())) <= 120
-    for column in ("model", "stage1.data", "stage2.data", "emotiw_val.accuracy", "emotiw_val_stage1.accuracy"):
+    for column in ("model", "phase1.data", "phase2.data", "target_val.accuracy", "target_val_phase1.accuracy"):
         assert column in shown
-    assert "vgg_m" in shown and "alexnet" in shown and "fer28" in shown and "emotiw" in shown
+    assert "vgg_m" in shown and "alexnet" in shown and "fer28" in shown and "target" in shown
     # Two experiments compared figure by figure on one screen.
     assert len(diff.splitlines()) <= 50 and max(map(len, diff.splitlines())) <= 120 and "…" not in diff
 
@@ -200,7 +200,7 @@ def test_metrics_show_lists_a_few_dozen_headline_figures(project):
     for block in workspace["data"].values():
         figures += len(flatten(block["data"]))
     # 44: 4 scored sets x 8 and the synthetic flag, the alignment rate and its 6 attempts' shares,
-    # the kept epoch and its accuracy per training stage
+    # the kept epoch and its accuracy per training phase
     assert 30 <= figures <= 46, figures
     assert "per_class" not in shown and "counts" not in shown
 
@@ -213,7 +213,7 @@ def flatten(tree, prefix="") -> dict:
 
 @pytest.mark.slow
 def test_experiment_with_ferplus_labels(project, tmp_path):
-    """Stage 1 on FER+ majority labels: a label file row-aligned with the project's FER CSV,
+    """Phase 1 on FER+ majority labels: a label file row-aligned with the project's FER CSV,
     where every fifth face has no majority and the first is not a face."""
     from tests.test_ferplus import one_hot, write_votes
 
@@ -227,8 +227,8 @@ def test_experiment_with_ferplus_labels(project, tmp_path):
     out = project.dvc("exp", "run", "-n", "ferplus", "-S", "fer.labels=ferplus",
                       "-S", f"fer.ferplus_path={path}").stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert {"decode_fer", "build_splits", "train_stage1", "evaluate"} <= ran
-    assert not ran & {"download_fer", "align_emotiw"}, "download_fer reads no FER+ params"
+    assert {"decode_fer", "build_splits", "train_phase1", "evaluate"} <= ran
+    assert not ran & {"download_fer", "align_target"}, "download_fer reads no FER+ params"
     decoded = json.loads((project.path / "reports" / "fer" / "counts.json").read_text())   # the run's, in the workspace
     assert decoded["labels"] == "ferplus"
     assert decoded["ferplus"]["dropped"] == {"no_image": 0, "unknown": len(rows) // 5, "not_a_face": 1,
@@ -252,7 +252,7 @@ def test_metrics_diff_shows_both_accuracies(project):
     out = project.dvc("metrics", "diff", "HEAD", "vgg", "--md").stdout
     assert "metrics/eval.json" in out
     assert "fer_public_test.accuracy" in out
-    assert "emotiw_val.accuracy" in out
+    assert "target_val.accuracy" in out
 
 
 def test_plots_show_writes_the_confusion_data(project):

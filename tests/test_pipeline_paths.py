@@ -32,7 +32,7 @@ def _code_strings(path: Path) -> list[tuple[int, str]]:
 
 def test_no_path_of_the_vars_is_spelled_again_in_dvc_yaml():
     paths = pipeline_paths(DVC_YAML)
-    assert {"fer_npz", "stage2_model", "eval_metrics", "eval_reports", "confusion_plots"} <= set(paths)
+    assert {"fer_npz", "phase2_model", "eval_metrics", "eval_reports", "confusion_plots"} <= set(paths)
     stages = DVC_YAML.read_text().split("\nstages:\n", 1)[1]
     assert [p for p in paths.values() if p in stages] == []
     assert [name for name in paths if f"${{{name}}}" not in stages] == []   # and each is used

@@ -18,8 +18,8 @@ import yaml
 
 from tests.dvc_project import BIN, TINY_PARAMS, DvcProject
 
-ALL_STAGES = ["download_fer", "decode_fer", "align_emotiw", "build_splits",
-              "train_stage1", "train_stage2", "evaluate"]
+ALL_STAGES = ["download_fer", "decode_fer", "align_target", "build_splits",
+              "train_phase1", "train_phase2", "evaluate"]
 pytestmark = pytest.mark.slow
 
 FER_DIR = "data/external/fer2013"
@@ -31,12 +31,12 @@ def project(module_tmp):
     from staged_fer.synthetic.fer import write_fer_csv
     from staged_fer.synthetic.sfew import write_sfew_tree
 
-    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "emotiw.source": "dir"}
+    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "target.source": "dir"}
     project = DvcProject.copy_of_repo(module_tmp("repo"), params)
     fer = TINY_PARAMS["fer.synthetic"]
     write_fer_csv(project.path / FER_DIR / "fer2013.csv",
                   {"Training": fer["train"], "PublicTest": fer["public_test"], "PrivateTest": fer["private_test"]}, 0)
-    sfew = TINY_PARAMS["emotiw.synthetic"]
+    sfew = TINY_PARAMS["target.synthetic"]
     tree = module_tmp("sfew") / "SFEW_2.0"
     write_sfew_tree(tree, sfew["train_per_class"], sfew["val_per_class"], sfew["test"], 0)
     for split in tree.iterdir():   # beside the folder's README
@@ -71,7 +71,7 @@ def changed_stages(project) -> set[str]:
 def test_the_lock_pins_the_raw_fer_file_and_sfew_tree(project):
     assert sorted(project.repro()) == sorted(ALL_STAGES)
     fer = lock_deps(project, "download_fer")[FER_DIR]
-    sfew = lock_deps(project, "align_emotiw")[SFEW_DIR]
+    sfew = lock_deps(project, "align_target")[SFEW_DIR]
     photos = sum(1 for p in (project.path / SFEW_DIR).rglob("*.png"))
     # the CSV, its .dvc record and the README; the photos, a record per split and the README
     assert fer["md5"].endswith(".dir") and fer["nfiles"] == 3
@@ -80,17 +80,17 @@ def test_the_lock_pins_the_raw_fer_file_and_sfew_tree(project):
 
 
 def test_replacing_one_photo_reruns_alignment_and_what_follows(project):
-    before = lock_deps(project, "train_stage1")["data/processed/stage1"]["md5"]
+    before = lock_deps(project, "train_phase1")["data/processed/phase1"]["md5"]
     val = sorted((project.path / SFEW_DIR / "Val").rglob("*.png"))
     # A Val photo is always kept (aligned, or a fallback crop), so the aligned faces change.
     replace(val[0], val[-1].read_bytes())
-    assert changed_stages(project) == {"data/external/SFEW_2.0/Val.dvc", "align_emotiw"}
+    assert changed_stages(project) == {"data/external/SFEW_2.0/Val.dvc", "align_target"}
     record(project)
-    assert changed_stages(project) == {"align_emotiw"}
-    # build_splits rewrites the stage-1 split with the same bytes (FER28 holds no EmotiW face), so
-    # DVC keeps the stage-1 model; stage 2 trains on EmotiW and reruns, and so does evaluate.
-    assert project.repro() == ["align_emotiw", "build_splits", "train_stage2", "evaluate"]
-    assert lock_deps(project, "train_stage1")["data/processed/stage1"]["md5"] == before
+    assert changed_stages(project) == {"align_target"}
+    # build_splits rewrites the phase-1 split with the same bytes (FER28 holds no EmotiW face), so
+    # DVC keeps the phase-1 model; phase 2 trains on EmotiW and reruns, and so does evaluate.
+    assert project.repro() == ["align_target", "build_splits", "train_phase2", "evaluate"]
+    assert lock_deps(project, "train_phase1")["data/processed/phase1"]["md5"] == before
 
 
 def test_adding_a_fer_row_reruns_from_download_fer(project):

@@ -34,7 +34,7 @@ def project(module_tmp):
     from staged_fer.synthetic.fer import write_fer_csv
     from staged_fer.synthetic.sfew import write_sfew_tree
 
-    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "emotiw.source": "dir"}
+    params = {**TINY_PARAMS, "fer.source": "file", "fer.md5": None, "target.source": "dir"}
     project = DvcProject.copy_of_repo(module_tmp("repo"), params)
     write_fer_csv(project.path / FER_DIR / "fer2013.csv", {"Training": 21, "PublicTest": 7, "PrivateTest": 7}, 0)
     tree = module_tmp("sfew") / "SFEW_2.0"
@@ -87,7 +87,7 @@ def test_data_changed_or_missing_after_make_data_is_one_line_with_the_command(pr
         f"run `make data` again and commit {SFEW_DIR}/Val.dvc")
     # ... and `make grid` says the same before it queues anything
     grid = project.run(str(BIN / "python"), "-m", "staged_fer.evaluation.grid", "--models", "alexnet",
-                       "--schemes", "fer28", check=False)
+                       "--recipes", "fer28", check=False)
     assert one_error(grid).endswith(f"run `make data` again and commit {SFEW_DIR}/Val.dvc")
     assert "alexnet-fer28" not in project.dvc("queue", "status").stdout
     photo.unlink()
@@ -107,5 +107,5 @@ def test_nothing_placed_is_one_line(module_tmp):
     project = DvcProject.copy_of_repo(module_tmp("empty"), TINY_PARAMS)
     assert one_error(make_data(project, check=False)).startswith(
         "error: make data: nothing placed at `fer.path` (data/external/fer2013), `fer.ferplus_path` "
-        "(data/external/ferplus), `emotiw.root` (data/external/SFEW_2.0)")
+        "(data/external/ferplus), `target.root` (data/external/SFEW_2.0)")
     assert make_data(project, "--check").returncode == 0   # the synthetic sources need nothing recorded

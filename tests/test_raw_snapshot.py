@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from staged_fer.cli import run_stage
-from staged_fer.config import section
+from staged_fer.cli import run_phase
+from staged_fer.params import section
 from staged_fer.data.fer_source import fetch
-from staged_fer.data.fer_source.config import FerConfig
+from staged_fer.data.fer_source.fer_params import FerConfig
 from staged_fer.data.fer_source.fetch import fetch_fer
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
 from staged_fer.errors import PipelineError
@@ -37,10 +37,10 @@ def tree(root: Path, files: dict[str, bytes]) -> Path:
 def test_a_changed_tree_is_named_with_the_key_and_the_file(tmp_path, change, words):
     root = tree(tmp_path / "SFEW", {"Train/Happy/a.png": b"aaaa", "Val/Sad/b.png": b"bbb"})
     before = snapshot(root)
-    check_unchanged(root, before, "emotiw.root")          # nothing changed: no error
+    check_unchanged(root, before, "target.root")          # nothing changed: no error
     change(root)
-    with pytest.raises(PipelineError, match=rf"^`emotiw.root`: .*{words} while this stage read it"):
-        check_unchanged(root, before, "emotiw.root")
+    with pytest.raises(PipelineError, match=rf"^`target.root`: .*{words} while this stage read it"):
+        check_unchanged(root, before, "target.root")
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_align_stops_before_writing_when_the_tree_changes_meanwhile(tmp_path, mo
     stage = _stage()
     root = tree(tmp_path / "SFEW", {"Train/Happy/a.png": b"a", "Val/Sad/b.png": b"b"})
     params = baseline_params()
-    params["emotiw"].update(source="dir", root=str(root))
+    params["target"].update(source="dir", root=str(root))
     params["align"]["landmarks"] = "dlib"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
@@ -95,9 +95,9 @@ def test_align_stops_before_writing_when_the_tree_changes_meanwhile(tmp_path, mo
 
     monkeypatch.setattr(stage, "_align", align_while_a_photo_arrives)
     out = tmp_path / "out"
-    argv = ["--params", str(tmp_path / "params.yaml"), "--out", str(out / "emotiw.npz"), "--log", str(out / "log.csv"),
+    argv = ["--params", str(tmp_path / "params.yaml"), "--out", str(out / "target.npz"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
-    assert run_stage(stage.main, argv) == 1
+    assert run_phase(stage.main, argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: `emotiw.root`: ") and "late.png was added" in err
+    assert err.count("\n") == 1 and err.startswith("error: `target.root`: ") and "late.png was added" in err
     assert not out.exists()

@@ -15,9 +15,9 @@ def test_every_params_key_is_on_the_page_with_its_comment_and_readers():
     page = render()
     for param in read_params():
         assert f"`{param.key}`" in page
-    assert ("| `stage1.lr_step` | `10` | train_stage1 | lr is divided by 10 every lr_step epochs |"
+    assert ("| `phase1.lr_step` | `10` | train_phase1 | lr is divided by 10 every lr_step epochs |"
             in page.splitlines())
-    assert "| params | `seed`, `emotiw`, `align` |" in page   # align_emotiw's row
+    assert "| params | `seed`, `target`, `align` |" in page   # align_target's row
 
 
 def test_read_params_follows_sections_flow_values_and_continued_comments(tmp_path):

@@ -36,13 +36,13 @@ def rev(sha, name, model, s1, s2, acc=None, metrics_file=METRICS_FILE):
     metrics = {}
     if acc is not None:
         metrics = {metrics_file: {"data": {
-            "synthetic": True, "model": model, "scheme": f"{s1} -> {s2}",
+            "synthetic": True, "model": model, "schemes": f"{s1} -> {s2}",
             "fer_public_test": block(0.6), "fer_private_test": block(0.61),
-            "emotiw_val": block(acc), "emotiw_val_stage1": block(acc - 0.02)}}}
+            "target_val": block(acc), "target_val_phase1": block(acc - 0.02)}}}
     return {"rev": sha, "name": name, "data": {
         "rev": sha, "timestamp": "2026-11-27T19:23:08",
-        "params": {"params.yaml": {"data": {"seed": 0, "model": model, "stage1": {"data": s1, "epochs": 1},
-                                            "stage2": {"data": s2, "epochs": 1}}}},
+        "params": {"params.yaml": {"data": {"seed": 0, "model": model, "phase1": {"data": s1, "epochs": 1},
+                                            "phase2": {"data": s2, "epochs": 1}}}},
         "metrics": metrics, "deps": {}, "outs": {}, "meta": {}}, "error": None, "experiments": None}
 
 
@@ -51,12 +51,12 @@ def exp(r, state="success"):
 
 
 EXP_SHOW = [
-    {**rev("workspace", None, "alexnet", "fer28", "emotiw", 0.50), "rev": "workspace"},
-    {**rev("a" * 40, "main", "alexnet", "fer28", "emotiw", 0.50), "experiments": [
+    {**rev("workspace", None, "alexnet", "fer28", "target", 0.50), "rev": "workspace"},
+    {**rev("a" * 40, "main", "alexnet", "fer28", "target", 0.50), "experiments": [
         exp(rev("b" * 40, "alexnet-fer28", "alexnet", "fer28", "none", 0.45)),
-        exp(rev("c" * 40, "vgg_m-fer28-to-emotiw", "vgg_m", "fer28", "emotiw", 0.40)),
+        exp(rev("c" * 40, "vgg_m-fer28-to-target", "vgg_m", "fer28", "target", 0.40)),
         exp(rev("d" * 40, "vgg_m-fer28", "vgg_m", "fer28", "none", 0.35)),
-        exp(rev("e" * 40, "alexnet-fer28-to-emotiw", "alexnet", "fer28", "emotiw", 0.55)),
+        exp(rev("e" * 40, "alexnet-fer28-to-target", "alexnet", "fer28", "target", 0.55)),
         exp(rev("f" * 40, "vgg_m-fer32", "vgg_m", "fer32", "none"), state="queued"),
     ]},
 ]
@@ -93,7 +93,7 @@ def reader():
 
     def read(path, rev):
         calls.append((path, rev))
-        assert path == "reports/eval/predictions/emotiw_val.csv"
+        assert path == "reports/eval/predictions/target_val.csv"
         t, p = files[rev[0]]
         # rows in a different order than the other experiment's: matching is by id
         order = np.arange(len(t))[::-1] if rev[0] in "ce" else np.arange(len(t))
@@ -105,8 +105,8 @@ def reader():
 
 def test_parse_exp_show_finds_commits_and_experiments():
     exps = report.parse_exp_show(EXP_SHOW)
-    assert [e.name for e in exps] == ["main", "alexnet-fer28", "vgg_m-fer28-to-emotiw", "vgg_m-fer28",
-                                      "alexnet-fer28-to-emotiw", "vgg_m-fer32"]
+    assert [e.name for e in exps] == ["main", "alexnet-fer28", "vgg_m-fer28-to-target", "vgg_m-fer28",
+                                      "alexnet-fer28-to-target", "vgg_m-fer32"]
     queued = exps[-1]
     assert queued.state == "queued" and queued.metrics is None and queued.scheme.name == "fer32"
     assert exps[2].model == "vgg_m" and exps[2].scheme.paper == "FER28->EmotiW"
@@ -120,8 +120,8 @@ def test_report_renders_table_next_to_the_paper(tmp_path, reader):
     table = [r for r in rows if r.count("|") == len(report.TABLE_HEADER) + 1]
     # model-major, then the paper's scheme order; the commit itself is a row too
     assert [r.split(" | ")[0].lstrip("| ") for r in table] == [
-        "alexnet-fer28", "alexnet-fer28-to-emotiw", "main", "vgg_m-fer28", "vgg_m-fer28-to-emotiw"]
-    alex_double = next(r for r in table if r.startswith("| alexnet-fer28-to-emotiw "))
+        "alexnet-fer28", "alexnet-fer28-to-target", "main", "vgg_m-fer28", "vgg_m-fer28-to-target"]
+    alex_double = next(r for r in table if r.startswith("| alexnet-fer28-to-target "))
     assert "55.0 [50.0, 60.0]" in alex_double and "53.0 [48.0, 58.0]" in alex_double
     assert "48.5 / 55.6 (S3)" in alex_double and "double" in alex_double and "synthetic" in alex_double
     vgg_single = next(r for r in table if r.startswith("| vgg_m-fer28 "))
@@ -133,15 +133,15 @@ def test_report_renders_table_next_to_the_paper(tmp_path, reader):
 def test_mcnemar_between_single_and_double(tmp_path, reader, no_png):
     text = report.build_report(EXP_SHOW, tmp_path, read=reader)
     p = 2 * (1 + 14 + 91) / 2 ** 14
-    assert f"| alexnet-fer28 | alexnet-fer28-to-emotiw | 40 | 2 | 12 | exact | {p:.4g} |" in text
-    assert f"| vgg_m-fer28 | vgg_m-fer28-to-emotiw | 40 | 2 | 12 | exact | {p:.4g} |" in text
+    assert f"| alexnet-fer28 | alexnet-fer28-to-target | 40 | 2 | 12 | exact | {p:.4g} |" in text
+    assert f"| vgg_m-fer28 | vgg_m-fer28-to-target | 40 | 2 | 12 | exact | {p:.4g} |" in text
     # and across models on the same scheme: identical predictions
     assert "| alexnet-fer28 | vgg_m-fer28 | 40 | 0 | 0 | exact | 1 |" in text
-    assert ("reports/eval/predictions/emotiw_val.csv", "e" * 40) in reader.calls
+    assert ("reports/eval/predictions/target_val.csv", "e" * 40) in reader.calls
 
 
 def test_explicit_pair_and_unknown_experiment(tmp_path, reader, no_png):
-    text = report.build_report(EXP_SHOW, tmp_path, read=reader, pairs=[("vgg_m-fer28-to-emotiw", "alexnet-fer28")])
+    text = report.build_report(EXP_SHOW, tmp_path, read=reader, pairs=[("vgg_m-fer28-to-target", "alexnet-fer28")])
     assert text.count("| exact |") == 1
     with pytest.raises(PipelineError, match="'vgg_m-fer32'"):
         report.build_report(EXP_SHOW, tmp_path, read=reader, pairs=[("vgg_m-fer32", "alexnet-fer28")])
@@ -151,17 +151,17 @@ def test_pairs_on_different_samples_are_refused(tmp_path, reader, no_png):
     def shifted(path, rev):
         text = reader(path, rev)
         return text.replace("Val/000.png", "Val/999.png") if rev[0] == "e" else text
-    with pytest.raises(PipelineError, match="alexnet-fer28 and alexnet-fer28-to-emotiw scored different samples"):
-        report.build_report(EXP_SHOW, tmp_path, read=shifted, pairs=[("alexnet-fer28", "alexnet-fer28-to-emotiw")])
+    with pytest.raises(PipelineError, match="alexnet-fer28 and alexnet-fer28-to-target scored different samples"):
+        report.build_report(EXP_SHOW, tmp_path, read=shifted, pairs=[("alexnet-fer28", "alexnet-fer28-to-target")])
 
 
 def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
     saved = tmp_path / "exp.json"
     # without predictions to pair: one experiment per model and scheme
-    main = rev("a" * 40, "main", "alexnet", "fer28", "emotiw")
+    main = rev("a" * 40, "main", "alexnet", "fer28", "target")
     saved.write_text(json.dumps([{**main, "experiments": EXP_SHOW[1]["experiments"][:1]}]))
-    from staged_fer.cli import run_stage
-    assert run_stage(report.main, ["--out", str(tmp_path / "out"), "--exp-show", str(saved)]) == 0
+    from staged_fer.cli import run_phase
+    assert run_phase(report.main, ["--out", str(tmp_path / "out"), "--exp-show", str(saved)]) == 0
     out = capsys.readouterr().out
     assert "No pair of finished experiments" in out and "main" not in out  # a commit without a run
     assert (tmp_path / "out" / "report.md").is_file()
@@ -169,20 +169,20 @@ def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
 
 def test_accuracy_chosen_on_its_own_set_is_starred():
     block = {"accuracy": 0.5, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6, "selected_here": True}
-    exp = report.Experiment("x", "a" * 40, "alexnet", None, {"emotiw_val": block, "synthetic": False})
+    exp = report.Experiment("x", "a" * 40, "alexnet", None, {"target_val": block, "synthetic": False})
     assert report.table_rows([exp])[0][4] == "50.0* [40.0, 60.0]"
-    exp.metrics["emotiw_val"] = {**block, "selected_here": False}
+    exp.metrics["target_val"] = {**block, "selected_here": False}
     assert report.table_rows([exp])[0][4] == "50.0 [40.0, 60.0]"
 
 
 def seeded_rev(sha, model, scheme, seed, acc):
-    r = rev(sha, f"{model}-{scheme.name}-s{seed}", model, scheme.stage1, scheme.stage2, acc)
+    r = rev(sha, f"{model}-{scheme.name}-s{seed}", model, scheme.phase1, scheme.phase2, acc)
     r["data"]["params"]["params.yaml"]["data"]["seed"] = seed
     return r
 
 
 def test_cells_over_seeds_and_the_paper_comparisons_they_hold_in(tmp_path, no_png):
-    single, double = grid.SCHEME_OF["fer28"], grid.SCHEME_OF["fer28-to-emotiw"]
+    single, double = grid.RECIPE_OF["fer28"], grid.RECIPE_OF["fer28-to-target"]
     # AlexNet: double above single in seeds 0 and 1, below in seed 2 (the paper: above); VGG-M's
     # single run has one seed only, so its comparisons need two seeds in common and are left out.
     accs = {("alexnet", single): (0.40, 0.42, 0.50), ("alexnet", double): (0.45, 0.47, 0.44)}
@@ -200,7 +200,7 @@ def test_cells_over_seeds_and_the_paper_comparisons_they_hold_in(tmp_path, no_pn
     s = next(sha) * 40
     runs.append(exp(seeded_rev(s, "vgg_m", single, 0, 0.30)))
     files[s] = predictions_csv(truth, truth)
-    doc = [{**rev("f" * 40, "main", "alexnet", "fer28", "emotiw"), "experiments": runs}]
+    doc = [{**rev("f" * 40, "main", "alexnet", "fer28", "target"), "experiments": runs}]
     text = report.build_report(doc, tmp_path, read=lambda path, r: files[r])
 
     over = text.split("## Over seeds")[1].split("## McNemar")[0]
@@ -217,7 +217,7 @@ def test_cells_over_seeds_and_the_paper_comparisons_they_hold_in(tmp_path, no_pn
             f"120 | exact | {min(1.0, p):.4g} |") in over
     assert over.count("\n| alexnet ") == 1 and "vgg_m FER28" not in over
     # ... while each seed's own pair is tested beside the per-seed rows
-    assert "| alexnet-fer28-s2 | alexnet-fer28-to-emotiw-s2 | 40 | 3 | 0 | exact |" in text
+    assert "| alexnet-fer28-s2 | alexnet-fer28-to-target-s2 | 40 | 3 | 0 | exact |" in text
 
 
 def test_a_single_seed_grid_has_no_section_over_seeds(tmp_path, reader, no_png):
@@ -236,7 +236,7 @@ def test_evaluates_files_are_where_dvc_yaml_puts_them(tmp_path, no_png):
     text = report.build_report(doc, tmp_path / "report", dvc_yaml=dvc_yaml,
                                read=lambda path, r: read.append(path) or predictions_csv(truth, truth))
     assert "| alexnet-fer28 | vgg_m-fer28 | 14 | 0 | 0 | exact | 1 |" in text
-    assert set(read) == {"out/r/predictions/emotiw_val.csv"}
+    assert set(read) == {"out/r/predictions/target_val.csv"}
     dvc_yaml.write_text("vars:\n  - eval_metrics: out/m.json\n")
     with pytest.raises(PipelineError, match=rf"{dvc_yaml}: `vars` has no path named 'eval_reports'"):
         report.build_report(doc, tmp_path / "report", dvc_yaml=dvc_yaml, read=lambda path, r: "")
@@ -246,8 +246,8 @@ def test_the_papers_networks_and_numbers_are_the_registrys():
     """Which networks the paper ran, and what it reports for each, is in the model registry."""
     cross = [(a[0], b[0]) for a, b in report.paper_comparisons() if a[0] != b[0]]
     assert set(cross) == {("alexnet", "vgg_m")} and set(PAPER_MODELS) == {"alexnet", "vgg_m"}
-    schemes = {s.name: s for s in grid.SCHEMES}
-    assert report._paper("vgg_m", schemes["fer32-emotiw"]) == "46.9 / 52.2 (S9)"
-    assert report._paper("alexnet", schemes["fer32"]) == "not reported"
-    assert report._paper("resnet18", schemes["fer28"]) == report.BEYOND_PAPER
-    assert all(r.cell in schemes for name in PAPER_MODELS for r in MODELS[name].paper)
+    recipes = {r.name: r for r in grid.RECIPES}
+    assert report._paper("vgg_m", recipes["fer32-target"]) == "46.9 / 52.2 (S9)"
+    assert report._paper("alexnet", recipes["fer32"]) == "not reported"
+    assert report._paper("resnet18", recipes["fer28"]) == report.BEYOND_PAPER
+    assert all(r.recipe in recipes for name in PAPER_MODELS for r in MODELS[name].paper)

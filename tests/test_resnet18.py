@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from staged_fer.config import load_params, parse
+from staged_fer.params import load_params, parse
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation import grid, report
 from staged_fer.models import MODEL_NAMES, PAPER_MODELS, ModelsConfig, build_model, count_parameters, input_spec
@@ -77,14 +77,14 @@ def test_input_is_torchvisions_preprocessing():
 
 def test_grid_adds_it_on_request_only():
     assert len(grid.commands()) == 12 and not any("model=resnet18" in " ".join(c) for c in grid.commands())
-    cmds = grid.commands(models=["resnet18"], schemes=["fer28-to-emotiw"])
-    assert cmds == [["dvc", "exp", "run", "--queue", "--name", "resnet18-fer28-to-emotiw", "-S", "model=resnet18",
-                     "-S", "stage1.data=fer28", "-S", "stage2.data=emotiw"]]
+    cmds = grid.commands(models=["resnet18"], recipes=["fer28-to-target"])
+    assert cmds == [["dvc", "exp", "run", "--queue", "--name", "resnet18-fer28-to-target", "-S", "model=resnet18",
+                     "-S", "phase1.data=fer28", "-S", "phase2.data=target"]]
 
 
 def test_report_marks_it_beyond_the_paper():
-    exp = report.Experiment("resnet18-fer28", "r" * 40, "resnet18", grid.SCHEME_OF["fer28"],
-                            {"emotiw_val": None, "synthetic": False})
+    exp = report.Experiment("resnet18-fer28", "r" * 40, "resnet18", grid.RECIPE_OF["fer28"],
+                            {"target_val": None, "synthetic": False})
     row = report.table_rows([exp])[0]
     assert row[1] == "ResNet-18" and row[report.TABLE_HEADER.index("paper val / test %")] == "beyond the paper"
 
@@ -98,6 +98,6 @@ def test_dvc_experiment_with_resnet18(tmp_path):
     shown = json.loads(project.dvc("exp", "show", "--json").stdout)
     run = next(r for c in shown for e in c.get("experiments") or [] for r in e["revs"] if r["name"] == "resnet")
     assert run["data"]["params"]["params.yaml"]["data"]["model"] == "resnet18"
-    assert 0 <= run["data"]["metrics"]["metrics/eval.json"]["data"]["emotiw_val"]["accuracy"] <= 1
+    assert 0 <= run["data"]["metrics"]["metrics/eval.json"]["data"]["target_val"]["accuracy"] <= 1
     # The model evaluate scored, as its checkpoint records it (the run's outputs are in the workspace).
     assert json.loads((project.path / "reports" / "eval" / "scores.json").read_text())["model"] == "resnet18"

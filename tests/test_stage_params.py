@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from staged_fer.config import param_key, read_stage_params, section_keys
+from staged_fer.params import read_stage_params, section_keys
 from staged_fer.data.splits import SplitsParams
 from staged_fer.errors import PipelineError
 from staged_fer.evaluation.checkpoints import EvaluateParams
 from staged_fer.models import MODEL_NAMES
-from staged_fer.training.stage import SharedParams, read_params
+from staged_fer.training.phase import SharedParams, read_params
 from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +35,14 @@ def _stage_module(name: str):
 VIEWS = {
     "download_fer": lambda: _stage_module("download_fer").DownloadParams,
     "decode_fer": lambda: _stage_module("decode_fer").DecodeParams,
-    "align_emotiw": lambda: _stage_module("align_emotiw").AlignParams,
+    "align_target": lambda: _stage_module("align_target").AlignParams,
     "build_splits": lambda: SplitsParams,
-    "train_stage1": lambda: SharedParams,
-    "train_stage2": lambda: SharedParams,
+    "train_phase1": lambda: SharedParams,
+    "train_phase2": lambda: SharedParams,
     "evaluate": lambda: EvaluateParams,
 }
-# Keys a view reads besides its dataclass fields: each training stage's own section.
-OWN_SECTION = {"train_stage1": {"stage1"}, "train_stage2": {"stage2"}}
+# Keys a view reads besides its dataclass fields: each training phase's own section.
+OWN_SECTION = {"train_phase1": {"phase1"}, "train_phase2": {"phase2"}}
 # Keys a view checks but whose values do not change the stage's output: download_fer checks
 # the whole `fer` section, so a typo fails at the first stage, but only decode_fer uses these.
 CHECKED_ONLY = {"download_fer": {"fer.labels", "fer.ferplus_path"}}
@@ -54,7 +54,7 @@ def _keys_read(cls, checked_only: set[str]) -> set[str]:
     hints = typing.get_type_hints(cls)
     keys = set()
     for f in dataclasses.fields(cls):
-        key, part = param_key(f), section_keys(f, hints[f.name])
+        key, part = f.name, section_keys(f, hints[f.name])
         if part is None and any(c.startswith(f"{key}.") for c in checked_only):
             part = tuple(g.name for g in dataclasses.fields(hints[f.name]))
         keys |= {f"{key}.{k}" for k in part} if part is not None else {key}
@@ -76,9 +76,9 @@ def test_training_params_keep_the_sections_they_read(tmp_path):
     params = baseline_params()
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    p = read_params(path, "stage2")
-    assert set(p.raw) == {"seed", "model", "models", "input", "train", "stage2"}
-    assert p.runtime.devices == params["train"]["devices"] and p.stage.epochs == params["stage2"]["epochs"]
+    p = read_params(path, "phase2")
+    assert set(p.raw) == {"seed", "model", "models", "input", "runtime", "phase2"}
+    assert p.runtime.devices == params["runtime"]["devices"] and p.phase.epochs == params["phase2"]["epochs"]
 
 
 @pytest.mark.parametrize("cls", [SharedParams, EvaluateParams])
@@ -92,16 +92,16 @@ def test_an_unknown_model_lists_the_registered_ones(cls):
 
 def test_an_unknown_scheme_lists_the_defined_ones():
     params = baseline_params()
-    params["stage2"]["data"] = "raf_db"
-    with pytest.raises(PipelineError, match=r"`stage2.data` is 'raf_db'; expected one of: fer28, fer32, "
-                                            r"fer32_emotiw, emotiw, none"):
+    params["phase2"]["data"] = "raf_db"
+    with pytest.raises(PipelineError, match=r"`phase2.data` is 'raf_db'; expected one of: fer28, fer32, "
+                                            r"fer32_target, target, none"):
         read_stage_params(params, SplitsParams)
 
 
 def test_a_scheme_part_no_source_registers_is_refused():
     params = baseline_params()
-    params["schemes"]["emotiw"]["val"] = ["emotiw.Test"]
-    with pytest.raises(PipelineError, match=r"schemes.emotiw.*emotiw.Test.*not registered.*fer.Training"):
+    params["schemes"]["target"]["val"] = ["target.Test"]
+    with pytest.raises(PipelineError, match=r"schemes.target.*target.Test.*not registered.*fer.Training"):
         read_stage_params(params, SplitsParams)
 
 
@@ -124,6 +124,6 @@ def test_a_missing_or_mistyped_top_level_key_is_named():
     with pytest.raises(PipelineError, match=r"`seed` must be an integer"):
         read_stage_params(params, EvaluateParams)
     params = baseline_params()
-    params["train"]["devices"] = 0   # a section checked under its key, not the field's name
-    with pytest.raises(PipelineError, match=r"`train`: devices must be >= 1"):
+    params["runtime"]["devices"] = 0   # a section's own check names the section
+    with pytest.raises(PipelineError, match=r"`runtime`: devices must be >= 1"):
         read_stage_params(params, SharedParams)

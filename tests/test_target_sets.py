@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from staged_fer.config import load_params, parse
-from staged_fer.data.emotiw import EmotiwConfig, scan_sfew
+from staged_fer.params import load_params, parse
+from staged_fer.data.target import TargetConfig, scan_sfew
 from staged_fer.errors import PipelineError
 from staged_fer.labels import LABEL_OF
 from staged_fer.synthetic.sfew import write_sfew_tree
@@ -20,9 +20,9 @@ RAF_LABELS = {1: "Surprise", 2: "Fear", 3: "Disgust", 4: "Happy", 5: "Sad", 6: "
 RAF_SPLITS = {"Train": "train", "Val": "test", "Test": None}
 
 
-def emotiw_config(**overrides) -> EmotiwConfig:
-    raw = {**load_params("params.yaml")["emotiw"], **overrides}
-    return parse(EmotiwConfig, raw, "emotiw")
+def target_config(**overrides) -> TargetConfig:
+    raw = {**load_params("params.yaml")["target"], **overrides}
+    return parse(TargetConfig, raw, "target")
 
 
 def raf_tree(root: Path, per_class: tuple[int, int], seed: int = 0, extra: int = 2) -> Path:
@@ -45,9 +45,9 @@ def raf_tree(root: Path, per_class: tuple[int, int], seed: int = 0, extra: int =
 
 def test_label_map_reads_raf_db_folders_and_skips_the_eighth_class(tmp_path):
     root = raf_tree(tmp_path / "RAF", (2, 2))
-    cfg = emotiw_config(root=str(root), splits=RAF_SPLITS, labels=RAF_LABELS)
+    cfg = target_config(root=str(root), splits=RAF_SPLITS, labels=RAF_LABELS)
     assert cfg.labels["1"] == "Surprise"   # YAML's integer keys read as folder names
-    scan = scan_sfew(root, "emotiw.root", cfg.splits, cfg.label_of())
+    scan = scan_sfew(root, "target.root", cfg.splits, cfg.label_of())
     labelled = [t for t in scan.tasks if not t.skip_reason]
     assert {(t.split, t.path.split("/")[1], t.label) for t in labelled} == {
         (split, str(k), LABEL_OF[e]) for split in ("Train", "Val") for k, e in RAF_LABELS.items() if e}
@@ -56,12 +56,12 @@ def test_label_map_reads_raf_db_folders_and_skips_the_eighth_class(tmp_path):
 
 
 def test_label_map_errors_name_the_folder(tmp_path):
-    with pytest.raises(PipelineError, match=r"`emotiw`: labels: folder '8' maps to 'Contempt', not one of the seven"):
-        emotiw_config(labels={**RAF_LABELS, 8: "Contempt"})
+    with pytest.raises(PipelineError, match=r"`target`: labels: folder '8' maps to 'Contempt', not one of the seven"):
+        target_config(labels={**RAF_LABELS, 8: "Contempt"})
     root = raf_tree(tmp_path / "RAF", (1, 0), extra=1)
-    cfg = emotiw_config(root=str(root), splits=RAF_SPLITS, labels={k: v for k, v in RAF_LABELS.items() if k != 8})
-    with pytest.raises(PipelineError, match=r"RAF/train/8: unknown emotion folder '8'; expected an `emotiw.labels` entry"):
-        scan_sfew(root, "emotiw.root", cfg.splits, cfg.label_of())
+    cfg = target_config(root=str(root), splits=RAF_SPLITS, labels={k: v for k, v in RAF_LABELS.items() if k != 8})
+    with pytest.raises(PipelineError, match=r"RAF/train/8: unknown emotion folder '8'; expected an `target.labels` entry"):
+        scan_sfew(root, "target.root", cfg.splits, cfg.label_of())
 
 
 @pytest.mark.slow
@@ -69,14 +69,14 @@ def test_pipeline_trains_on_a_raf_db_style_tree(tmp_path):
     """The whole pipeline through `dvc repro`, the target set a RAF-DB-style tree."""
     root = raf_tree(tmp_path / "RAF-DB" / "basic", (4, 3))
     project = DvcProject.copy_of_repo(tmp_path / "repo", {
-        **TINY_PARAMS, "emotiw.source": "dir", "emotiw.root": str(root), "emotiw.splits": RAF_SPLITS,
-        "emotiw.labels": RAF_LABELS})
+        **TINY_PARAMS, "target.source": "dir", "target.root": str(root), "target.splits": RAF_SPLITS,
+        "target.labels": RAF_LABELS})
     assert "build_splits" in project.repro()
-    align = json.loads((project.path / "reports" / "emotiw" / "alignment.json").read_text())
+    align = json.loads((project.path / "reports" / "target" / "alignment.json").read_text())
     assert align["skipped_classes"] == {"test/8": 2, "train/8": 2}
-    log = (project.path / "data" / "interim" / "emotiw_log.csv").read_text()
+    log = (project.path / "data" / "interim" / "target_log.csv").read_text()
     assert "train/1/" in log and "test/7/" in log
-    assert (project.path / "models" / "stage2.pt").is_file()
+    assert (project.path / "models" / "phase2.pt").is_file()
     metrics = json.loads((project.path / "metrics" / "eval.json").read_text())
     # Val faces whose detection fails are dropped; the others are scored.
-    assert 0 < metrics["emotiw_val"]["n"] <= 7 * 3 and 0 <= metrics["emotiw_val"]["accuracy"] <= 1
+    assert 0 < metrics["target_val"]["n"] <= 7 * 3 and 0 <= metrics["target_val"]["accuracy"] <= 1

@@ -13,8 +13,8 @@ import yaml
 from torch import nn
 
 from staged_fer.data.splits import Bank, Split
-from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import StageConfig, RuntimeConfig
+from staged_fer.inputs.input_params import InputConfig
+from staged_fer.training.phase_params import PhaseConfig, RuntimeConfig
 from staged_fer.training.distributed import SINGLE, Dist
 from staged_fer.training.loop import Trainer
 from tests.params_baseline import baseline_params
@@ -24,7 +24,7 @@ SPEC = SimpleNamespace(size=16, mean=(124.0, 116.0, 104.0), std=(58.0, 57.0, 57.
 # resize == size and no flips: the crops carry no randomness, so one process and two see the
 # same pixels and the only difference left is how each step's batch is split.
 INPUT = InputConfig(resize=16, flip=False)
-STAGE = StageConfig(data="fer28", epochs=2, batch_size=16, lr=0.05, lr_step=10, momentum=0.9,
+STAGE = PhaseConfig(data="fer28", epochs=2, batch_size=16, lr=0.05, lr_step=10, momentum=0.9,
                     weight_decay=0.0005, keep="last", class_weights=True, select="val", select_share=0.1)
 
 
@@ -105,26 +105,26 @@ def test_rank_shards_cover_the_epoch_once():
 
 @pytest.mark.slow
 def test_stage_script_runs_itself_under_torchrun(tmp_path):
-    """train.devices: 2 through the real script, AlexNet at 64 px (minutes on a busy CPU)."""
+    """runtime.devices: 2 through the real script, AlexNet at 64 px (minutes on a busy CPU)."""
     import subprocess
     import sys
     from staged_fer.data.splits import save_split
     from staged_fer.models.checkpoint import Checkpoint
 
-    save_split(tmp_path / "stage1", split(), {})
+    save_split(tmp_path / "phase1", split(), {})
     params = baseline_params()
     params["models"]["alexnet"].update(weights="none", input_size=64)
     params["input"]["resize"] = 72
-    params["stage1"].update(epochs=1, batch_size=32)
-    params["train"].update(devices=2, device="cpu")
+    params["phase1"].update(epochs=1, batch_size=32)
+    params["runtime"].update(devices=2, device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "stage1", "--params",
-                           str(tmp_path / "params.yaml"), "--split", str(tmp_path / "stage1"),
-                           "--out", str(tmp_path / "stage1.pt"), "--live", str(tmp_path / "live")],
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "phase1", "--params",
+                           str(tmp_path / "params.yaml"), "--split", str(tmp_path / "phase1"),
+                           "--out", str(tmp_path / "phase1.pt"), "--live", str(tmp_path / "live")],
                           capture_output=True, text=True, timeout=900,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "x2" in proc.stderr
-    ckpt = Checkpoint.read(tmp_path / "stage1.pt")
+    ckpt = Checkpoint.read(tmp_path / "phase1.pt")
     assert ckpt.epoch == 1 and len(ckpt.history) == 1
     assert (tmp_path / "live" / "metrics.json").is_file()

@@ -15,7 +15,7 @@ from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.models.checkpoint import Checkpoint
 from staged_fer.training import loop, resume
 from staged_fer.training.loop import class_weights
-from staged_fer.training.stage import run
+from staged_fer.training.phase import run
 from tests.params_baseline import baseline_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,15 +56,15 @@ def faces(n, side, seed):
 
 def write_project(tmp: Path, **overrides) -> Path:
     s1 = Split("fer28", (Bank("FER Training", *faces(96, 12, 0)),), (Bank("FER PublicTest", *faces(40, 12, 1)),), True)
-    s2 = Split("emotiw", (Bank("EmotiW Train", *faces(40, 20, 2)),), (Bank("EmotiW Val", *faces(20, 20, 3)),), True)
-    save_split(tmp / "stage1", s1, {})
-    save_split(tmp / "stage2", s2, {})
+    s2 = Split("target", (Bank("Target Train", *faces(40, 20, 2)),), (Bank("Target Val", *faces(20, 20, 3)),), True)
+    save_split(tmp / "phase1", s1, {})
+    save_split(tmp / "phase2", s2, {})
     params = baseline_params()
-    for stage in ("stage1", "stage2"):
-        params[stage].update(epochs=3, batch_size=16, lr=0.05, lr_step=2)
-    params["stage1"]["data"] = "fer28"
+    for phase in ("phase1", "phase2"):
+        params[phase].update(epochs=3, batch_size=16, lr=0.05, lr_step=2)
+    params["phase1"]["data"] = "fer28"
     params["input"]["resize"] = 20
-    params["train"]["device"] = "cpu"
+    params["runtime"]["device"] = "cpu"
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if name:
@@ -75,8 +75,8 @@ def write_project(tmp: Path, **overrides) -> Path:
     return tmp / "params.yaml"
 
 
-def train1(tmp: Path, out="stage1.pt", live="live1"):
-    run("stage1", split_path=tmp / "stage1", out_path=tmp / out, live_dir=tmp / live,
+def train1(tmp: Path, out="phase1.pt", live="live1"):
+    run("phase1", split_path=tmp / "phase1", out_path=tmp / out, live_dir=tmp / live,
         params_path=tmp / "params.yaml", init_path=None, script="unused", argv=[], progress=False)
     return Checkpoint.read(tmp / out)
 
@@ -130,8 +130,8 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tin
     monkeypatch.setattr(resume.ResumeStore, "save", save_then_die)
     with pytest.raises(Killed):
         train1(broken)
-    assert not (broken / "stage1.pt").exists()
-    state_dirs = list((broken / ".resume" / "train_stage1").iterdir())
+    assert not (broken / "phase1.pt").exists()
+    state_dirs = list((broken / ".resume" / "train_phase1").iterdir())
     assert len(state_dirs) == 1 and (state_dirs[0] / "state.pt").is_file()
 
     monkeypatch.setattr(resume.ResumeStore, "save", real_save)
@@ -141,7 +141,7 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tin
     assert_same_weights(resumed.state_dict, reference.state_dict)
     assert resumed.history == reference.history and resumed.epoch == reference.epoch
     assert live_files(broken / "live1") == live_files(whole / "live1")
-    assert not (broken / ".resume" / "train_stage1").exists()
+    assert not (broken / ".resume" / "train_phase1").exists()
 
 
 def test_state_of_other_params_is_never_used(tmp_path, tiny_models, monkeypatch, capsys):
@@ -154,10 +154,10 @@ def test_state_of_other_params_is_never_used(tmp_path, tiny_models, monkeypatch,
     monkeypatch.setattr(resume.ResumeStore, "save", lambda self, s, b: (real_save(self, s, b), die(self, s, b)))
     with pytest.raises(Killed):
         train1(tmp_path)
-    old = list((tmp_path / ".resume" / "train_stage1").iterdir())
+    old = list((tmp_path / ".resume" / "train_phase1").iterdir())
     assert len(old) == 1
     monkeypatch.setattr(resume.ResumeStore, "save", real_save)
-    write_project(tmp_path, stage1__lr=0.02)
+    write_project(tmp_path, phase1__lr=0.02)
     capsys.readouterr()
     ckpt = train1(tmp_path)
     assert "resuming" not in capsys.readouterr().err
@@ -165,7 +165,7 @@ def test_state_of_other_params_is_never_used(tmp_path, tiny_models, monkeypatch,
 
 
 def test_keeps_the_best_epoch_earlier_on_ties_and_follows_the_schedule(tmp_path, tiny_models, monkeypatch):
-    write_project(tmp_path, stage1__epochs=4)
+    write_project(tmp_path, phase1__epochs=4)
     scripted = iter([(1.0, 0.5), (0.9, 0.7), (0.8, 0.7), (0.9, 0.6)])
     real_evaluate = loop.Trainer.evaluate
     monkeypatch.setattr(loop.Trainer, "evaluate", lambda self: (real_evaluate(self), next(scripted))[1])
@@ -178,14 +178,14 @@ def test_keeps_the_best_epoch_earlier_on_ties_and_follows_the_schedule(tmp_path,
 
     # The kept weights are those after epoch 2: a 2-epoch `keep: last` run ends there.
     monkeypatch.setattr(loop.Trainer, "evaluate", real_evaluate)
-    write_project(tmp_path, stage1__epochs=2, stage1__keep="last")
+    write_project(tmp_path, phase1__epochs=2, phase1__keep="last")
     last = train1(tmp_path, out="last.pt", live="live_last")
     assert last.epoch == 2
     assert_same_weights(last.state_dict, best.state_dict)
 
 
 def test_training_learns_the_synthetic_faces(tmp_path, tiny_models):
-    write_project(tmp_path, stage1__epochs=12, stage1__lr_step=100, stage1__lr=0.2)
+    write_project(tmp_path, phase1__epochs=12, phase1__lr_step=100, phase1__lr=0.2)
     ckpt = train1(tmp_path)
     assert ckpt.best_val_acc > 0.5, ckpt.history
 
@@ -200,10 +200,10 @@ def test_class_weights_balance_the_classes():
 
 def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
     """The folded one-channel conv1 is the replicated input's conv1, through training."""
-    from staged_fer.config import load_params, section
+    from staged_fer.params import load_params, section
     from staged_fer.data.splits import load_split
-    from staged_fer.inputs.config import InputConfig
-    from staged_fer.training.config import StageConfig, RuntimeConfig
+    from staged_fer.inputs.input_params import InputConfig
+    from staged_fer.training.phase_params import PhaseConfig, RuntimeConfig
     from staged_fer.training.loop import Trainer
 
     params = load_params(write_project(tmp_path))
@@ -212,8 +212,8 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
     for channels in ("gray", "rgb"):
         torch.manual_seed(0)
         results[channels] = Trainer(
-            tiny_net(), spec, load_split(tmp_path / "stage1"), section(params, "stage1", StageConfig),
-            section(params, "input", InputConfig), section(params, "train", RuntimeConfig), 0,
+            tiny_net(), spec, load_split(tmp_path / "phase1"), section(params, "phase1", PhaseConfig),
+            section(params, "input", InputConfig), section(params, "runtime", RuntimeConfig), 0,
             torch.device("cpu"), channels=channels, progress=False).fit()
     gray, rgb = results["gray"], results["rgb"]
     assert list(gray.state_dict) == list(rgb.state_dict)
@@ -224,11 +224,11 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
 
 
 def test_deterministic_param_turns_on_deterministic_algorithms(tmp_path, tiny_models):
-    write_project(tmp_path, stage1__epochs=1, train__deterministic=True)
+    write_project(tmp_path, phase1__epochs=1, train__deterministic=True)
     try:
         train1(tmp_path)
         assert torch.are_deterministic_algorithms_enabled()
-        write_project(tmp_path, stage1__epochs=1, train__deterministic=False)
+        write_project(tmp_path, phase1__epochs=1, train__deterministic=False)
         train1(tmp_path)
         assert not torch.are_deterministic_algorithms_enabled()
     finally:

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from staged_fer import store
-from staged_fer.config import load_params, section
+from staged_fer.params import load_params, section
 from staged_fer.data.splits import Bank, Split
 from staged_fer.inputs.batches import DeviceImages, StreamedImages, centre_crops, place_images
-from staged_fer.inputs.config import InputConfig
-from staged_fer.training.config import RuntimeConfig, StageConfig
+from staged_fer.inputs.input_params import InputConfig
+from staged_fer.training.phase_params import RuntimeConfig, PhaseConfig
 from staged_fer.training.loop import Trainer
 from tests.test_training_loop import faces, tiny_net, write_project
 
@@ -29,19 +29,19 @@ def _store_banks(folder, side=20):
                       np.diff(cuts), shas, side, source="dir", align="{}")
     data = store.open_store(folder)
     rows = {s: np.flatnonzero(data["split"] == s)[::-1].copy() for s in ("Train", "Val")}   # any row order
-    return [Bank(f"EmotiW {s}", store.FaceRows(data["images"], r), data["labels"][r], "emotiw") for s, r in rows.items()]
+    return [Bank(f"EmotiW {s}", store.FaceRows(data["images"], r), data["labels"][r], "target") for s, r in rows.items()]
 
 
 def test_streamed_and_resident_training_give_the_same_weights(tmp_path):
-    params = load_params(write_project(tmp_path, stage1__epochs=1, stage1__batch_size=16))
+    params = load_params(write_project(tmp_path, phase1__epochs=1, phase1__batch_size=16))
     train, val = _store_banks(tmp_path)
     fer = Bank("FER Training", *faces(30, 12, 0))   # a second resolution: two groups per batch
-    split = Split("fer32_emotiw", (fer, train), (val,), True)
+    split = Split("fer32_target", (fer, train), (val,), True)
     results = {}
     for budget in (None, 0):
         torch.manual_seed(0)
-        trainer = Trainer(tiny_net(), SPEC, split, section(params, "stage1", StageConfig),
-                          section(params, "input", InputConfig), section(params, "train", RuntimeConfig), 0,
+        trainer = Trainer(tiny_net(), SPEC, split, section(params, "phase1", PhaseConfig),
+                          section(params, "input", InputConfig), section(params, "runtime", RuntimeConfig), 0,
                           torch.device("cpu"), progress=False, memory_budget=budget)
         kind = StreamedImages if budget == 0 else DeviceImages
         assert type(trainer.train_data) is kind and type(trainer.val_data) is kind

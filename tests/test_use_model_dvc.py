@@ -40,11 +40,11 @@ def test_predict_uses_the_trained_model_and_its_align_params(project):
 
 def test_export_stage_runs_only_when_switched_on(project):
     assert project.dvc("stage", "list").stdout.count("export") == 0
-    project.set_params(export__onnx=["stage2"])
-    assert project.repro() == ["export@stage2"]
-    sidecar = json.loads((project.path / "models" / "stage2.json").read_text())
+    project.set_params(export__onnx=["phase2"])
+    assert project.repro() == ["export@phase2"]
+    sidecar = json.loads((project.path / "models" / "phase2.json").read_text())
     assert sidecar["align"]["landmarks"] == "dlib" and sidecar["metrics"]["synthetic"] is True
-    assert (project.path / "models" / "stage2.onnx").stat().st_size > 1_000_000
+    assert (project.path / "models" / "phase2.onnx").stat().st_size > 1_000_000
     project.set_params(export__onnx=[])
     assert project.repro() == []
     assert "up to date" in project.dvc("status").stdout

@@ -20,12 +20,12 @@ import yaml
 
 from tests.dvc_project import DvcProject, set_param
 
-SLICE = ["tests/test_training_stages.py", "tests/test_training_loop.py", "tests/test_training_stream.py",
+SLICE = ["tests/test_training_phases.py", "tests/test_training_loop.py", "tests/test_training_stream.py",
          "tests/test_align_stage.py", "tests/test_align_resume.py", "tests/test_evaluation_stage.py",
          "tests/test_pipeline_dvc.py"]
 # What `dvc exp run -S ...` in the workspace leaves behind: each one changes a code path
-# (another network, a torchrun relaunch, no stage-1 training, another landmark model).
-EDITS = {"model": "vgg_m", "train.devices": 2, "stage1.data": "none", "align.landmarks": "fan"}
+# (another network, a torchrun relaunch, no phase-1 training, another landmark model).
+EDITS = {"model": "vgg_m", "runtime.devices": 2, "phase1.data": "none", "align.landmarks": "fan"}
 
 
 def outcomes(project: DvcProject, report: Path) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Figure 6 of Ng et al. shows the class distribution of the train and validation sets of
 FER28 and FER32 (the paper's compositions of FER's usages, whatever params.yaml's `schemes`
-hold); the sets are cut by ``splits.fer_bank``, as the training stages cut them. Figures are built on matplotlib's object API (no pyplot
+hold); the sets are cut by ``splits.fer_bank``, as the training phases cut them. Figures are built on matplotlib's object API (no pyplot
 state) and saved without metadata, so the same data gives the same PNG bytes.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Queued and ``--temp`` experiments run in a fresh copy that holds what Git tracks and what DVC
 checks out of its cache; placed but unrecorded files are in neither. So the raw data placed at
-the paths params.yaml names (``fer.path``, ``fer.ferplus_path``, ``emotiw.root``; by default
+the paths params.yaml names (``fer.path``, ``fer.ferplus_path``, ``target.root``; by default
 the folders under data/external/) is added to DVC's cache: one ``dvc add`` per placed entry,
 whose ``.dvc`` file (committed) lets every copy and clone check the entry out at the same
 relative path, and dvc.lock pins it by hash as before. The folders' own README (tracked by
@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_params
+from ..params import load_params
 from ..errors import PipelineError
 
-RAW_KEYS = ("fer.path", "fer.ferplus_path", "emotiw.root")
+RAW_KEYS = ("fer.path", "fer.ferplus_path", "target.root")
 # What Git keeps in a raw-data folder: its README, and what `dvc add` writes beside an entry.
 GIT_FILES = {"README.md", ".gitignore"}
 DVC_SUFFIX = ".dvc"
@@ -151,5 +151,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from ..cli import run_stage
-    sys.exit(run_stage(main))
+    from ..cli import run_phase
+    sys.exit(run_phase(main))

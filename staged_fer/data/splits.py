@@ -1,29 +1,29 @@
-"""Data schemes: the train/validation sets of each training stage, composed in params.yaml.
+"""Data schemes: the train/validation sets of each training phase, composed in params.yaml.
 
 Sources register what they provide: FER-2013 its three usages (``fer.Training``,
-``fer.PublicTest``, ``fer.PrivateTest``), the target set its labelled splits (``emotiw.Train``,
-``emotiw.Val``). params.yaml's ``schemes:`` section composes each scheme from those parts, and
-``stage1.data`` / ``stage2.data`` name one (or ``none``). The paper's schemes (Ng et al. section 4):
+``fer.PublicTest``, ``fer.PrivateTest``), the target set its labelled splits (``target.Train``,
+``target.Val``). params.yaml's ``schemes:`` section composes each scheme from those parts, and
+``phase1.data`` / ``phase2.data`` name one (or ``none``). The paper's schemes (Ng et al. section 4):
 
   fer28         train fer.Training,                                validate on fer.PublicTest
   fer32         train fer.Training + fer.PublicTest,               validate on fer.PrivateTest
-  fer32_emotiw  train fer.Training + fer.PublicTest + emotiw.Train, validate on emotiw.Val
-  emotiw        train emotiw.Train,                                validate on emotiw.Val
-  none          no training: stage 1 keeps the ImageNet model, stage 2 the stage-1 model
+  fer32_target  train fer.Training + fer.PublicTest + target.Train, validate on target.Val
+  target        train target.Train,                                validate on target.Val
+  none          no training: phase 1 keeps the ImageNet model, phase 2 the phase-1 model
 
-Faces keep their native resolution (FER 48x48, EmotiW 256x256) in "banks"; the training input
+Faces keep their native resolution (FER 48x48, target 256x256) in "banks"; the training input
 path upsamples each crop on the fly, which is cheaper than storing 256x256 copies of FER.
 
 A split is a folder: ``split.npz`` holds each bank's name, source and row numbers in that
 source, with their labels; beside it, each source the split draws on is linked in whole
 (hard links of the decoded FER file, of the face store's shards and index). No face is
 copied, and a split changes only when a source it draws on changes: a FER-only split is the
-same folder whatever the target set's alignment, so DVC keeps a FER-only stage 1.
+same folder whatever the target set's alignment, so DVC keeps a FER-only phase 1.
 
 A split also carries the `align` record of the face store (staged_fer/faces/record.py) when its
-model will meet aligned faces: when it trains on EmotiW faces, and for scheme ``none``, whose
+model will meet aligned faces: when it trains on target-set faces, and for scheme ``none``, whose
 pass-through model is the one scored on them. A FER-only split carries none, so a change of
-the align params never rewrites it (and never retrains a FER-only stage 1).
+the align params never rewrites it (and never retrains a FER-only phase 1).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ SPLIT_FILE = "split.npz"
 @dataclass(frozen=True)
 class Bank:
     """Labelled faces of one source at one resolution."""
-    name: str             # e.g. "FER Training", "EmotiW Val"
+    name: str             # e.g. "FER Training", "Target Val"
     images: Any           # (N, S, S) uint8: rows of a source (FaceRows), or an array made in memory
     labels: np.ndarray    # (N,) int64, FER order
     source: str = ""      # the registered source of FaceRows images
@@ -66,7 +66,7 @@ class Split:
     train: tuple[Bank, ...]
     val: tuple[Bank, ...]
     synthetic: bool       # any of its faces come from a synthetic source
-    align: str = ""       # JSON record of the align params of its EmotiW faces; "" when none apply
+    align: str = ""       # JSON record of the align params of its target-set faces; "" when none apply
 
     @property
     def empty(self) -> bool:
@@ -79,13 +79,13 @@ def fer_bank(fer: dict, usage: str) -> Bank:
     return Bank(f"FER {usage}", FaceRows(fer["images"], np.flatnonzero(mask)), fer["labels"][mask].astype(np.int64))
 
 
-def emotiw_bank(emotiw: dict, split: str) -> Bank:
-    mask = (emotiw["split"] == split) & (emotiw["labels"] >= 0)
-    if split == "Train" and "outcome" in emotiw:
+def target_bank(target: dict, split: str) -> Bank:
+    mask = (target["split"] == split) & (target["labels"] >= 0)
+    if split == "Train" and "outcome" in target:
         # Faces that failed alignment are never trained on (they may stay in Val for scoring).
-        mask &= emotiw["outcome"] == "aligned"
-    return Bank(f"EmotiW {split}", FaceRows(emotiw["images"], np.flatnonzero(mask)),
-                emotiw["labels"][mask].astype(np.int64))
+        mask &= target["outcome"] == "aligned"
+    return Bank(f"Target {split}", FaceRows(target["images"], np.flatnonzero(mask)),
+                target["labels"][mask].astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class ScoredPart:
     # than the final one): the metrics keys and the names of its plot, CSV and figure files,
     # which dvc.yaml's top-level plots name.
     key: str
-    roles: tuple[str, ...] = ("final",)   # the checkpoints that score it: "final" and/or "stage1"
-    # Score it only when every face of it is labelled (EmotiW Test: the challenge withheld its
+    roles: tuple[str, ...] = ("final",)   # the checkpoints that score it: "final" and/or "phase1"
+    # Score it only when every face of it is labelled (SFEW's Test: the challenge withheld its
     # labels, and a partly labelled test set gives a number no one else can compare with).
     only_if_all_labelled: bool = False
 
@@ -122,9 +122,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("fer", "FER", "decoded FER-2013", "usage", USAGES, fer_bank, None,
            (ScoredPart("PublicTest", "public_test"), ScoredPart("PrivateTest", "private_test"))),
     # The target set's labelled splits; sample ids are paths under its root. Its Val scores the
-    # stage-1 model too: single against double fine-tuning.
-    Source("emotiw", "EmotiW", "aligned EmotiW faces", "split", ("Train", "Val"), emotiw_bank, "paths",
-           (ScoredPart("Val", "val", ("final", "stage1")), ScoredPart("Test", "test", only_if_all_labelled=True))),
+    # phase-1 model too: single against double fine-tuning.
+    Source("target", "Target", "aligned target-set faces", "split", ("Train", "Val"), target_bank, "paths",
+           (ScoredPart("Val", "val", ("final", "phase1")), ScoredPart("Test", "test", only_if_all_labelled=True))),
 )}
 PARTS = tuple(f"{s.name}.{p}" for s in SOURCES.values() for p in s.parts)
 
@@ -147,16 +147,16 @@ class SchemeConfig:
 
 @dataclass(frozen=True)
 class DataChoice:
-    """The one key of `stage1` / `stage2` that build_splits reads."""
+    """The one key of `phase1` / `phase2` that build_splits reads."""
     data: str                  # a scheme of `schemes`, or none
 
 
 @dataclass(frozen=True)
 class SplitsParams:
-    """What build_splits reads: the schemes and the one each training stage names."""
+    """What build_splits reads: the schemes and the one each training phase names."""
     schemes: dict[str, SchemeConfig]
-    stage1: DataChoice = field(metadata={"part": True})
-    stage2: DataChoice = field(metadata={"part": True})
+    phase1: DataChoice = field(metadata={"part": True})
+    phase2: DataChoice = field(metadata={"part": True})
 
     def __post_init__(self) -> None:
         if not self.schemes:
@@ -164,14 +164,14 @@ class SplitsParams:
         if NONE in self.schemes:
             raise PipelineError(f"params.yaml: `schemes.{NONE}` is reserved for training nothing")
         names = (*self.schemes, NONE)
-        for stage in ("stage1", "stage2"):
-            value = getattr(self, stage).data
+        for phase in ("phase1", "phase2"):
+            value = getattr(self, phase).data
             if value not in names:
-                raise PipelineError(f"params.yaml: `{stage}.data` is {value!r}; expected one of: {', '.join(names)}")
+                raise PipelineError(f"params.yaml: `{phase}.data` is {value!r}; expected one of: {', '.join(names)}")
 
-    def scheme(self, stage: str) -> tuple[str, SchemeConfig | None]:
-        """The name and parts of the scheme ``stage`` trains on (parts None for ``none``)."""
-        name = getattr(self, stage).data
+    def scheme(self, phase: str) -> tuple[str, SchemeConfig | None]:
+        """The name and parts of the scheme that ``phase`` trains on (parts None for ``none``)."""
+        name = getattr(self, phase).data
         return name, self.schemes.get(name)
 
 
@@ -179,14 +179,14 @@ def _is_synthetic(data: dict) -> bool:
     return "source" in data and str(data["source"]) == "synthetic"
 
 
-def _align_record(emotiw: dict) -> str:
-    return str(emotiw["align"]) if "align" in emotiw else ""   # absent from older face arrays
+def _align_record(target: dict) -> str:
+    return str(target["align"]) if "align" in target else ""   # absent from older face arrays
 
 
 def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]) -> Split:
     """Assemble scheme ``name`` (None for ``none``) from each source's arrays, keyed by source name."""
     if scheme is None:
-        return Split(NONE, (), (), False, _align_record(data["emotiw"]))
+        return Split(NONE, (), (), False, _align_record(data["target"]))
     banks = {}
     for role in ("train", "val"):
         out = []
@@ -199,7 +199,7 @@ def build_split(name: str, scheme: SchemeConfig | None, data: Mapping[str, dict]
         banks[role] = tuple(out)
     used = {part.split(".", 1)[0] for part in scheme.train + scheme.val}
     return Split(name, banks["train"], banks["val"], any(_is_synthetic(data[s]) for s in used),
-                 _align_record(data["emotiw"]) if "emotiw" in used else "")
+                 _align_record(data["target"]) if "target" in used else "")
 
 
 def hold_out(split: Split, share: float, seed: int) -> Split:

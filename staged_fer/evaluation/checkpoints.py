@@ -9,7 +9,7 @@ import numpy as np
 
 from ..devices import resolve_device
 from ..errors import PipelineError
-from ..inputs.config import InputConfig
+from ..inputs.input_params import InputConfig
 from ..models import ModelName, ModelsConfig
 from ..models.checkpoint import Checkpoint
 from ..models.trained import TrainedModel
@@ -18,7 +18,7 @@ from .metrics import EvaluateConfig
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """What the evaluate stage reads, parsed once (staged_fer.config.read_stage_params)."""
+    """What the evaluate stage reads, parsed once (staged_fer.params.read_stage_params)."""
     seed: int                  # the bootstrap's resampling
     model: ModelName           # the model the checkpoints must hold
     models: ModelsConfig       # to rebuild them
@@ -27,7 +27,7 @@ class EvaluateParams:
 
 
 class Predictor:
-    """Loads the stage-1 ("stage1") and final ("final") models once; checks they are the
+    """Loads the phase-1 ("phase1") and final ("final") models once; checks they are the
     model params.yaml names, so a stale checkpoint is never scored under another name."""
 
     def __init__(self, params: EvaluateParams, params_path: str, checkpoints: Mapping[str, str]):
@@ -59,7 +59,7 @@ class Predictor:
         each step was given (``gpus``: this evaluation's; staged_fer/gpus.py)."""
         runs = self.runs
         return {"model": self.model_name,
-                "scheme": f"{runs['stage1'].scheme} -> {runs['final'].scheme}",
+                "schemes": f"{runs['phase1'].scheme} -> {runs['final'].scheme}",
                 "selected_on": {role: run.selected_on for role, run in runs.items()},
-                "gpus": {"train_stage1": runs["stage1"].gpus, "train_stage2": runs["final"].gpus,
+                "gpus": {"train_phase1": runs["phase1"].gpus, "train_phase2": runs["final"].gpus,
                          "evaluate": gpus}}

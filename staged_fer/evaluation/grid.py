@@ -1,21 +1,21 @@
-"""Queue the paper's experiment grid: both networks x six data schemes = 12 DVC experiments.
+"""Queue the paper's experiment grid: both networks x six recipes = 12 DVC experiments.
 
-    python -m staged_fer.evaluation.grid [--dry-run] [--models ...] [--schemes ...] [--seeds ...]
+    python -m staged_fer.evaluation.grid [--dry-run] [--models ...] [--recipes ...] [--seeds ...]
                                          [--gpus 0,1,...] [-S key=value ...]
 
 `--models` takes any registered model (staged_fer/models/registry.py); without it the grid is
 the paper's two networks. Models beyond the paper are marked so in the report. `--seeds`
-runs every cell once per seed (`-S seed=<s>`), named `<model>-<scheme>-s<seed>`.
+runs every cell once per seed (`-S seed=<s>`), named `<model>-<recipe>-s<seed>`.
 
-Each experiment is `dvc exp run --queue --name <model>-<scheme> -S model=... -S stage1.data=...
--S stage2.data=...` plus the extra -S overrides given here (for example a shorter schedule).
+Each experiment is `dvc exp run --queue --name <model>-<recipe> -S model=... -S phase1.data=...
+-S phase2.data=...` plus the extra -S overrides given here (for example a shorter schedule).
 Before queueing, the raw data is checked to be recorded as placed (staged_fer/data/raw_record.py),
 since queued experiments see only what is recorded. Without `--gpus` the queue is left for
 `dvc queue start --jobs N`. With `--gpus` the queued experiments then run through DVC's own
-foreground runner, `dvc exp run --run-all --jobs <ids / train.devices>`, with the ids in
+foreground runner, `dvc exp run --run-all --jobs <ids / runtime.devices>`, with the ids in
 ``STAGED_FER_GPUS``, so each training and evaluation stage takes GPUs of its own
-(staged_fer/gpus.py). Stages whose inputs and params agree across experiments (stage 1 of fer28
-and fer28-to-emotiw, say) are restored from DVC's run-cache instead of being trained twice.
+(staged_fer/gpus.py). Stages whose inputs and params agree across experiments (phase 1 of fer28
+and fer28-to-target, say) are restored from DVC's run-cache instead of being trained twice.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_params
+from ..params import load_params
 from ..data.raw_record import check as check_raw_data
 from ..errors import PipelineError
 from ..gpus import ENV_GPUS, check_listed, parse_ids
@@ -36,53 +36,55 @@ from ..models import MODEL_NAMES, PAPER_MODELS
 
 
 @dataclass(frozen=True)
-class Scheme:
+class Recipe:
+    """One column of the paper's grid: the data scheme of each training phase (a grid cell is
+    a model on a recipe)."""
     name: str          # experiment name suffix
-    stage1: str        # stage1.data
-    stage2: str        # stage2.data
+    phase1: str        # phase1.data
+    phase2: str        # phase2.data
     paper: str         # the paper's column heading (Ng et al. 2015, Figure 3)
     fine_tuning: str   # single | double | direct
 
 
-SCHEMES = (
-    Scheme("fer28", "fer28", "none", "FER28", "single"),
-    Scheme("fer32", "fer32", "none", "FER32", "single"),
-    Scheme("fer32-emotiw", "fer32_emotiw", "none", "FER32+EmotiW", "single"),
-    Scheme("fer28-to-emotiw", "fer28", "emotiw", "FER28->EmotiW", "double"),
-    Scheme("fer32-to-emotiw", "fer32", "emotiw", "FER32->EmotiW", "double"),
-    Scheme("imagenet-to-emotiw", "none", "emotiw", "ImageNet->EmotiW", "direct"),
+RECIPES = (
+    Recipe("fer28", "fer28", "none", "FER28", "single"),
+    Recipe("fer32", "fer32", "none", "FER32", "single"),
+    Recipe("fer32-target", "fer32_target", "none", "FER32+EmotiW", "single"),
+    Recipe("fer28-to-target", "fer28", "target", "FER28->EmotiW", "double"),
+    Recipe("fer32-to-target", "fer32", "target", "FER32->EmotiW", "double"),
+    Recipe("imagenet-to-target", "none", "target", "ImageNet->EmotiW", "direct"),
 )
-SCHEME_OF = {s.name: s for s in SCHEMES}
+RECIPE_OF = {s.name: s for s in RECIPES}
 
 
-def scheme_of_params(stage1: str, stage2: str) -> Scheme | None:
-    """The grid scheme a pair of `stage1.data`, `stage2.data` values runs, if any."""
-    for s in SCHEMES:
-        if (s.stage1, s.stage2) == (stage1, stage2):
+def recipe_of_params(phase1: str, phase2: str) -> Recipe | None:
+    """The recipe a pair of `phase1.data`, `phase2.data` values runs, if any."""
+    for s in RECIPES:
+        if (s.phase1, s.phase2) == (phase1, phase2):
             return s
     return None
 
 
-def experiment_name(model: str, scheme: Scheme, seed: int | None = None) -> str:
-    return f"{model}-{scheme.name}" + ("" if seed is None else f"-s{seed}")
+def experiment_name(model: str, recipe: Recipe, seed: int | None = None) -> str:
+    return f"{model}-{recipe.name}" + ("" if seed is None else f"-s{seed}")
 
 
-def commands(models: Sequence[str] = PAPER_MODELS, schemes: Sequence[str] = tuple(SCHEME_OF),
+def commands(models: Sequence[str] = PAPER_MODELS, recipes: Sequence[str] = tuple(RECIPE_OF),
              overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
              pull: bool = False) -> list[list[str]]:
-    """The `dvc exp run --queue` argument lists of the grid, model-major, then scheme, then seed.
+    """The `dvc exp run --queue` argument lists of the grid, model-major, then recipe, then seed.
     ``seeds`` None: one run per cell with params.yaml's seed, named without a seed. ``pull``:
     `--pull`, so a stage found in the run-cache whose outputs are only on the DVC remote is
     restored from there."""
     cmds = []
     for model in models:
-        for name in schemes:
-            scheme = SCHEME_OF[name]
+        for name in recipes:
+            recipe = RECIPE_OF[name]
             for seed in seeds if seeds is not None else (None,):
                 cmd = ["dvc", "exp", "run", "--queue", *(["--pull"] if pull else []),
-                       "--name", experiment_name(model, scheme, seed),
-                       "-S", f"model={model}", "-S", f"stage1.data={scheme.stage1}",
-                       "-S", f"stage2.data={scheme.stage2}"]
+                       "--name", experiment_name(model, recipe, seed),
+                       "-S", f"model={model}", "-S", f"phase1.data={recipe.phase1}",
+                       "-S", f"phase2.data={recipe.phase2}"]
                 if seed is not None:
                     cmd += ["-S", f"seed={seed}"]
                 for extra in overrides:
@@ -92,16 +94,16 @@ def commands(models: Sequence[str] = PAPER_MODELS, schemes: Sequence[str] = tupl
 
 
 def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
-    """`train.devices` of the runs: the last -S override of it, else params.yaml's."""
-    value = params["train"]["devices"]
+    """`runtime.devices` of the runs: the last -S override of it, else params.yaml's."""
+    value = params["runtime"]["devices"]
     for extra in overrides:
         key, _, text = extra.partition("=")
-        if key.split(":")[-1] == "train.devices":
+        if key.split(":")[-1] == "runtime.devices":
             value = text
     try:
         return int(value)
     except ValueError:
-        raise PipelineError(f"-S train.devices={value}: expected a whole number") from None
+        raise PipelineError(f"-S runtime.devices={value}: expected a whole number") from None
 
 
 def run_queue(ids: Sequence[str], per_run: int, names: Sequence[str]) -> int:
@@ -128,9 +130,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the commands, queue nothing")
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(PAPER_MODELS),
                    help="registered models to run; the paper's by default")
-    p.add_argument("--schemes", nargs="+", choices=list(SCHEME_OF), default=list(SCHEME_OF))
+    p.add_argument("--recipes", nargs="+", choices=list(RECIPE_OF), default=list(RECIPE_OF))
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
-                   help="run every cell once per seed, named <model>-<scheme>-s<seed>")
+                   help="run every cell once per seed, named <model>-<recipe>-s<seed>")
     p.add_argument("--gpus", metavar="IDS",
                    help="GPU ids as in CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3: after queueing, run the queue "
                         "with one worker per id, each run on GPUs of its own (without CUDA: slots only)")
@@ -139,7 +141,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra params override for every experiment (repeatable), as for `dvc exp run -S`")
     args = p.parse_args(argv)
-    own = ("model", "stage1.data", "stage2.data", *(("seed",) if args.seeds else ()))
+    own = ("model", "phase1.data", "phase2.data", *(("seed",) if args.seeds else ()))
     for extra in args.overrides:
         key = extra.split("=", 1)[0].split(":")[-1]
         if "=" not in extra or key in own:
@@ -151,7 +153,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    cmds = commands(args.models, args.schemes, args.overrides, args.seeds, args.pull)
+    cmds = commands(args.models, args.recipes, args.overrides, args.seeds, args.pull)
     if args.dry_run:
         for cmd in cmds:
             print(shlex.join(cmd))
@@ -181,5 +183,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import run_stage
-    sys.exit(run_stage(main))
+    from ..cli import run_phase
+    sys.exit(run_phase(main))

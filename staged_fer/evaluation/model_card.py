@@ -21,11 +21,11 @@ from .scoring import Scored, figure_name
 SCHEMES = {
     "fer28": "FER-2013 Training (28,709 faces in the full set), validated on PublicTest",
     "fer32": "FER-2013 Training + PublicTest, validated on PrivateTest",
-    "fer32_emotiw": "FER-2013 Training + PublicTest and EmotiW Train, validated on EmotiW Val",
-    "emotiw": "EmotiW (SFEW 2.0) Train, validated on EmotiW Val",
-    "none": "no training in this stage (the weights pass through unchanged)",
+    "fer32_target": "FER-2013 Training + PublicTest and the target set's Train, validated on its Val",
+    "target": "the target set's Train (SFEW 2.0 by default), validated on its Val",
+    "none": "no training in this phase (the weights pass through unchanged)",
 }
-STAGE_KEYS = ("epochs", "batch_size", "lr", "lr_step", "momentum", "weight_decay", "keep", "class_weights")
+PHASE_KEYS = ("epochs", "batch_size", "lr", "lr_step", "momentum", "weight_decay", "keep", "class_weights")
 
 LIMITS = [
     "**Seven posed categories.** The classes are the seven of FER-2013 (six basic expressions and "
@@ -71,15 +71,15 @@ def _metric_rows(scored: list[Scored], cfg: EvaluateConfig, seed: int) -> list[s
 
 
 def _training_rows(runs: Mapping[str, Checkpoint]) -> list[str]:
-    rows = ["| | " + " | ".join(STAGE_KEYS) + " | kept epoch | best val. acc. % |",
-            "|---|" + "---|" * (len(STAGE_KEYS) + 2)]
-    for role, stage in (("stage1", "stage1"), ("final", "stage2")):
+    rows = ["| | " + " | ".join(PHASE_KEYS) + " | kept epoch | best val. acc. % |",
+            "|---|" + "---|" * (len(PHASE_KEYS) + 2)]
+    for role, phase in (("phase1", "phase1"), ("final", "phase2")):
         run = runs.get(role)
         if run is None:
             continue
-        section = run.params.get(stage, {})
+        section = run.params.get(phase, {})
         best = run.best_val_acc
-        rows.append(f"| {stage} ({run.scheme}) | " + " | ".join(str(section.get(k, "")) for k in STAGE_KEYS)
+        rows.append(f"| {phase} ({run.scheme}) | " + " | ".join(str(section.get(k, "")) for k in PHASE_KEYS)
                     + f" | {run.epoch} | {'' if best is None else _pct(best)} |")
     return rows
 
@@ -100,16 +100,16 @@ def gpu_line(gpus: Mapping[str, Mapping[str, Any] | None] | None) -> str:
 def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mapping[str, Checkpoint],
                figures: str, gpus: Mapping[str, Mapping[str, Any] | None] | None = None, *,
                checkpoints: Mapping[str, str | os.PathLike]) -> str:
-    """The card's Markdown. ``runs``: the "stage1" and "final" checkpoints' records of their runs
+    """The card's Markdown. ``runs``: the "phase1" and "final" checkpoints' records of their runs
     (``TrainedModel.run``; no weights needed); ``figures``: the folder of confusion PNGs, relative
     to the card; ``gpus``: the GPU slots of each step, as in evaluate's scores file; ``checkpoints``: the
-    "stage1" and "final" checkpoint files, as evaluate was given them."""
+    "phase1" and "final" checkpoint files, as evaluate was given them."""
     final = runs["final"]
     params = final.run_params("the final checkpoint")
     name = params.model
     net = getattr(params.models, name)
     synthetic = any(s.set.synthetic for s in scored) or any(bool(r.synthetic) for r in runs.values())
-    scheme = " -> ".join(runs[r].scheme for r in ("stage1", "final") if r in runs)
+    scheme = " -> ".join(runs[r].scheme for r in ("phase1", "final") if r in runs)
     lines = [f"# Model card: {name}, {scheme}", ""]
     if synthetic:
         lines += ["> **Synthetic data.** This model was trained or scored on the pipeline's synthetic "
@@ -119,20 +119,20 @@ def model_card(scored: list[Scored], cfg: EvaluateConfig, seed: int, runs: Mappi
         "## Model", "",
         f"- Network: `{name}`, input {net.input_size} px, initialised from "
         f"{'ImageNet' if net.weights == 'imagenet' else 'random weights (no ImageNet)'}; "
-        "fine-tuned in two stages (Ng et al., ICMI 2015).",
+        "fine-tuned in two phases (the two stages of Ng et al., ICMI 2015).",
         "- Output: probabilities of the seven classes, in this order: " + ", ".join(EMOTIONS) + ".",
         f"- Input: one face, aligned and cropped by the pipeline with the `align` params below, "
         f"grayscale {final.align.get('size', '?') if final.align else '?'} px; "
         f"resized to {params.input.resize} and centre-cropped inside the model's input path.",
-        f"- Files: `{checkpoints['final']}` (this model) and `{checkpoints['stage1']}`; "
+        f"- Files: `{checkpoints['final']}` (this model) and `{checkpoints['phase1']}`; "
         "`python -m staged_fer.predict` classifies photos and videos with it, "
         "`python -m staged_fer.export` writes it as ONNX.", "",
         "## Data and scheme", "",
     ]
-    for role, stage in (("stage1", "Stage 1"), ("final", "Stage 2")):
+    for role, phase in (("phase1", "Phase 1"), ("final", "Phase 2")):
         if role in runs:
             s = runs[role].scheme
-            lines.append(f"- {stage}: `{s}`: {SCHEMES.get(s, s)}.")
+            lines.append(f"- {phase}: `{s}`: {SCHEMES.get(s, s)}.")
     align = final.align
     if align:
         det = align.get("detector", {})

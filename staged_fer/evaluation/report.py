@@ -31,11 +31,11 @@ from ..labels import LABEL_OF
 from ..models import MODEL_NAMES, MODELS, PAPER_MODELS
 from ..models.entry import PaperResult
 from ..pipeline_paths import DVC_YAML, pipeline_paths
-from .grid import SCHEMES, Scheme, scheme_of_params
+from .grid import RECIPES, Recipe, recipe_of_params
 from .scoring import predictions_file
 from .stats import McNemar, mcnemar
 
-# Ng et al. (ICMI 2015, Figure 3) report EmotiW val / test accuracy per network and scheme: each
+# Ng et al. (ICMI 2015, Figure 3) report EmotiW val / test accuracy per network and recipe: each
 # network's numbers are in its registry entry (ModelEntry.paper). Direct fine-tuning is reported
 # for one unnamed model, on the test set only.
 PAPER_DIRECT_TEST = 37.8
@@ -48,7 +48,7 @@ class Experiment:
     name: str
     rev: str
     model: str | None
-    scheme: Scheme | None
+    recipe: Recipe | None
     metrics: dict | None               # evaluate's metrics file, None when the run has none
     state: str = "success"             # success | queued | running | failed | ...
     params: dict = field(default_factory=dict)
@@ -71,11 +71,11 @@ def _experiment(entry: dict, state: str, metrics_file: str) -> Experiment:
     data = entry.get("data") or {}
     params = _get(data, "params", "params.yaml", "data") or {}
     model = params.get("model")
-    s1, s2 = _get(params, "stage1", "data"), _get(params, "stage2", "data")
-    scheme = scheme_of_params(s1, s2) if s1 and s2 else None
+    s1, s2 = _get(params, "phase1", "data"), _get(params, "phase2", "data")
+    recipe = recipe_of_params(s1, s2) if s1 and s2 else None
     metrics = _get(data, "metrics", metrics_file, "data")
     return Experiment(entry.get("name") or str(entry.get("rev", ""))[:7], str(entry.get("rev", "")),
-                      model, scheme, metrics or None, state, params)
+                      model, recipe, metrics or None, state, params)
 
 
 def parse_exp_show(doc: list, metrics_file: str | None = None) -> list[Experiment]:
@@ -114,32 +114,32 @@ def _interval(block: dict | None) -> str:
     return f"{_pct(block['accuracy'])}{mark} [{_pct(block['accuracy_ci95_low'])}, {_pct(block['accuracy_ci95_high'])}]"
 
 
-def _paper_result(model: str | None, scheme: Scheme | None) -> PaperResult | None:
-    """What the paper reports for ``model`` on ``scheme`` (the registry's entry says); None for a
-    model or scheme it does not report."""
-    return MODELS[model].paper_result(scheme.name) if model in MODELS and scheme else None
+def _paper_result(model: str | None, recipe: Recipe | None) -> PaperResult | None:
+    """What the paper reports for ``model`` on ``recipe`` (the registry's entry says); None for a
+    model or recipe it does not report."""
+    return MODELS[model].paper_result(recipe.name) if model in MODELS and recipe else None
 
 
-def _paper(model: str | None, scheme: Scheme | None) -> str:
+def _paper(model: str | None, recipe: Recipe | None) -> str:
     if model in MODELS and model not in PAPER_MODELS:
         return BEYOND_PAPER
-    if scheme is None:
+    if recipe is None:
         return "-"
-    if scheme.name == "imagenet-to-emotiw":
+    if recipe.name == "imagenet-to-target":
         return f"- / {PAPER_DIRECT_TEST} (model not stated)"
-    row = _paper_result(model, scheme)
+    row = _paper_result(model, recipe)
     return f"{row.val} / {row.test} ({row.submission})" if row else "not reported"
 
 
 def _order(e: Experiment) -> tuple:
     model = MODEL_NAMES.index(e.model) if e.model in MODEL_NAMES else len(MODEL_NAMES)
-    scheme = SCHEMES.index(e.scheme) if e.scheme in SCHEMES else len(SCHEMES)
-    return model, scheme, e.name
+    recipe = RECIPES.index(e.recipe) if e.recipe in RECIPES else len(RECIPES)
+    return model, recipe, e.name
 
 
-TABLE_HEADER = ["experiment", "model", "scheme", "fine-tuning", "EmotiW val % [95% CI]",
-                "stage-1 on EmotiW val %", "FER PublicTest %", "FER PrivateTest %", "EmotiW val macro-F1",
-                "EmotiW val cost-sens. %", "paper val / test %", "data"]
+TABLE_HEADER = ["experiment", "model", "recipe", "fine-tuning", "Target val % [95% CI]",
+                "phase-1 on Target val %", "FER PublicTest %", "FER PrivateTest %", "Target val macro-F1",
+                "Target val cost-sens. %", "paper val / test %", "data"]
 
 
 def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
@@ -148,30 +148,30 @@ def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
         m = e.metrics
         rows.append([
             e.name, MODELS[e.model].title if e.model in MODELS else str(e.model),
-            e.scheme.paper if e.scheme else "other", e.scheme.fine_tuning if e.scheme else "-",
-            _interval(m.get("emotiw_val")),
-            # With no stage 1 the "stage-1 model" is ImageNet's with an untrained head: no number.
-            "-" if e.scheme and e.scheme.stage1 == "none" else _interval(m.get("emotiw_val_stage1")),
+            e.recipe.paper if e.recipe else "other", e.recipe.fine_tuning if e.recipe else "-",
+            _interval(m.get("target_val")),
+            # With no phase 1 the "phase-1 model" is ImageNet's with an untrained head: no number.
+            "-" if e.recipe and e.recipe.phase1 == "none" else _interval(m.get("target_val_phase1")),
             _interval(m.get("fer_public_test")), _interval(m.get("fer_private_test")),
-            "-" if _get(m, "emotiw_val", "macro_f1") is None else f"{m['emotiw_val']['macro_f1']:.3f}",
-            _pct(_get(m, "emotiw_val", "cost_accuracy")), _paper(e.model, e.scheme),
+            "-" if _get(m, "target_val", "macro_f1") is None else f"{m['target_val']['macro_f1']:.3f}",
+            _pct(_get(m, "target_val", "cost_accuracy")), _paper(e.model, e.recipe),
             "synthetic" if m.get("synthetic") else "real",
         ])
     return rows
 
 
 def paper_comparisons() -> list[tuple[tuple[str, str], tuple[str, str]]]:
-    """The paper's comparisons as (model, scheme) cells A and B: single vs double fine-tuning
+    """The paper's comparisons as (model, recipe) cells A and B: single vs double fine-tuning
     (FER28 vs FER28->EmotiW, FER32 vs FER32->EmotiW) per model, and each pair of the paper's
-    networks (AlexNet vs VGG-CNN-M) per scheme."""
+    networks (AlexNet vs VGG-CNN-M) per recipe."""
     pairs = [((model, single), (model, double)) for model in PAPER_MODELS
-             for single, double in (("fer28", "fer28-to-emotiw"), ("fer32", "fer32-to-emotiw"))]
-    return pairs + [((a, s.name), (b, s.name)) for a, b in combinations(PAPER_MODELS, 2) for s in SCHEMES]
+             for single, double in (("fer28", "fer28-to-target"), ("fer32", "fer32-to-target"))]
+    return pairs + [((a, s.name), (b, s.name)) for a, b in combinations(PAPER_MODELS, 2) for s in RECIPES]
 
 
 def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
     """The paper's comparisons among the finished experiments, each between runs of one seed."""
-    by_key = {(e.model, e.scheme.name, e.seed): e.name for e in experiments if e.metrics and e.scheme}
+    by_key = {(e.model, e.recipe.name, e.seed): e.name for e in experiments if e.metrics and e.recipe}
     seeds = sorted({k[2] for k in by_key}, key=str)
     return [(by_key[(*a, seed)], by_key[(*b, seed)]) for a, b in paper_comparisons() for seed in seeds
             if (*a, seed) in by_key and (*b, seed) in by_key]
@@ -179,9 +179,9 @@ def default_pairs(experiments: Sequence[Experiment]) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Cell:
-    """The runs of one model and scheme that differ in their seed only (params but `seed` agree)."""
+    """The runs of one model and recipe that differ in their seed only (params but `seed` agree)."""
     model: str | None
-    scheme: Scheme | None
+    recipe: Recipe | None
     runs: dict                         # seed -> Experiment, the first listed of each seed
 
 
@@ -192,7 +192,7 @@ def cells(experiments: Iterable[Experiment], split: str) -> list[Cell]:
         if e.commit or _get(e.metrics, split, "accuracy") is None:
             continue
         key = json.dumps({k: v for k, v in e.params.items() if k != "seed"}, sort_keys=True)
-        groups.setdefault(key, Cell(e.model, e.scheme, {})).runs.setdefault(e.seed, e)
+        groups.setdefault(key, Cell(e.model, e.recipe, {})).runs.setdefault(e.seed, e)
     return list(groups.values())
 
 
@@ -206,21 +206,21 @@ def _spread(values: Sequence[float]) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} [{v.min():.1f}, {v.max():.1f}]"
 
 
-CELL_HEADER = ["model", "scheme", "fine-tuning", "seeds", "EmotiW val % mean ± sd [min, max]",
-               "stage-1 on EmotiW val % mean ± sd [min, max]", "paper val / test %", "data"]
+CELL_HEADER = ["model", "recipe", "fine-tuning", "seeds", "Target val % mean ± sd [min, max]",
+               "phase-1 on Target val % mean ± sd [min, max]", "paper val / test %", "data"]
 
 
 def cell_rows(cs: Sequence[Cell]) -> list[list[str]]:
     rows = []
     for c in cs:
         runs = list(c.runs.values())
-        stage1 = [] if c.scheme and c.scheme.stage1 == "none" else [
-            _get(e.metrics, "emotiw_val_stage1", "accuracy") for e in runs]
+        phase1 = [] if c.recipe and c.recipe.phase1 == "none" else [
+            _get(e.metrics, "target_val_phase1", "accuracy") for e in runs]
         rows.append([MODELS[c.model].title if c.model in MODELS else str(c.model),
-                     c.scheme.paper if c.scheme else "other", c.scheme.fine_tuning if c.scheme else "-",
+                     c.recipe.paper if c.recipe else "other", c.recipe.fine_tuning if c.recipe else "-",
                      ", ".join(str(seed) for seed in c.runs),
-                     _spread([_get(e.metrics, "emotiw_val", "accuracy") for e in runs]),
-                     _spread([x for x in stage1 if x is not None]), _paper(c.model, c.scheme),
+                     _spread([_get(e.metrics, "target_val", "accuracy") for e in runs]),
+                     _spread([x for x in phase1 if x is not None]), _paper(c.model, c.recipe),
                      "synthetic" if any(e.metrics.get("synthetic") for e in runs) else "real"])
     return rows
 
@@ -236,8 +236,8 @@ class SeedComparison:
     pooled: McNemar                    # on the predictions of every seed, pooled
 
 
-def _paper_val(model: str | None, scheme: Scheme | None) -> float | None:
-    row = _paper_result(model, scheme)
+def _paper_val(model: str | None, recipe: Recipe | None) -> float | None:
+    row = _paper_result(model, recipe)
     return row.val if row else None
 
 
@@ -247,8 +247,8 @@ def seed_comparisons(cs: Sequence[Cell], split: str, predictions: str,
     the predictions CSV of ``split`` that McNemar's test pairs."""
     by_key = {}
     for c in cs:
-        if c.scheme:
-            by_key.setdefault((c.model, c.scheme.name), c)
+        if c.recipe:
+            by_key.setdefault((c.model, c.recipe.name), c)
     out = []
     for key_a, key_b in paper_comparisons():
         a, b = by_key.get(key_a), by_key.get(key_b)
@@ -256,7 +256,7 @@ def seed_comparisons(cs: Sequence[Cell], split: str, predictions: str,
         if len(seeds) < 2:
             continue
         diffs = [b.runs[s].metrics[split]["accuracy"] - a.runs[s].metrics[split]["accuracy"] for s in seeds]
-        va, vb = _paper_val(a.model, a.scheme), _paper_val(b.model, b.scheme)
+        va, vb = _paper_val(a.model, a.recipe), _paper_val(b.model, b.recipe)
         sign = None if va is None or vb is None or va == vb else (1 if vb > va else -1)
         pooled = [paired_predictions(a.runs[s], b.runs[s], predictions, read) for s in seeds]
         truth, pred_a, pred_b = (np.concatenate([p[i] for p in pooled]) for i in range(3))
@@ -267,7 +267,7 @@ def seed_comparisons(cs: Sequence[Cell], split: str, predictions: str,
 
 
 def _cell_name(c: Cell) -> str:
-    return f"{c.model} {c.scheme.paper if c.scheme else 'other'}"
+    return f"{c.model} {c.recipe.paper if c.recipe else 'other'}"
 
 
 def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,8 +317,8 @@ def dvc_reader(path: str, rev: str) -> str:
 
 def _seed_lines(cs: Sequence[Cell], comparisons: Sequence[SeedComparison], split: str) -> list[str]:
     lines = ["", "## Over seeds", "",
-             "Per cell (one model and scheme, runs that differ in their seed only) the mean and sample standard "
-             "deviation of EmotiW Val accuracy over its seeds, and its lowest and highest; the runs are the "
+             "Per cell (one model and recipe, runs that differ in their seed only) the mean and sample standard "
+             "deviation of Target Val accuracy over its seeds, and its lowest and highest; the runs are the "
              "rows above.", "",
              "| " + " | ".join(CELL_HEADER) + " |", "|" + "---|" * len(CELL_HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in cell_rows(cs)]
@@ -330,7 +330,7 @@ def _seed_lines(cs: Sequence[Cell], comparisons: Sequence[SeedComparison], split
     lines += ["| A | B | paper val % A / B | seeds | held in | A-only | B-only | pooled n | test | p |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
-        va, vb = _paper_val(c.a.model, c.a.scheme), _paper_val(c.b.model, c.b.scheme)
+        va, vb = _paper_val(c.a.model, c.a.recipe), _paper_val(c.b.model, c.b.recipe)
         paper = f"{va if va is not None else '-'} / {vb if vb is not None else '-'}"
         held = (f"{c.held} of {len(c.seeds)}" if c.held is not None
                 else f"- (B higher in {c.b_better} of {len(c.seeds)})")
@@ -347,8 +347,8 @@ def render_markdown(experiments: Sequence[Experiment], tests: list[tuple[str, st
     if any(r[-1] == "synthetic" for r in rows):
         lines += ["**Rows marked synthetic ran on synthetic data**: they exercise the pipeline and "
                   "are not comparable with the paper's numbers.", ""]
-    lines += ["Accuracies in % with 95% bootstrap intervals. \"stage-1 on EmotiW val\" is the same run's "
-              "stage-1 model, i.e. single fine-tuning; for single-stage schemes the two columns agree. "
+    lines += ["Accuracies in % with 95% bootstrap intervals. \"phase-1 on Target val\" is the same run's "
+              "phase-1 model, i.e. single fine-tuning; for single-phase recipes the two columns agree. "
               f"Paper: EmotiW val / test accuracy (submission); challenge baseline {CHALLENGE_BASELINE[0]} / "
               f"{CHALLENGE_BASELINE[1]}. Models the paper did not run are marked \"{BEYOND_PAPER}\". "
               "An accuracy marked * was reported on the set that chose the run's kept epoch "
@@ -393,7 +393,7 @@ def render_png(experiments: Sequence[Experiment], path: str | Path) -> None:
     plt.close(fig)
 
 
-def build_report(doc: list, out: str | Path, *, split: str = "emotiw_val",
+def build_report(doc: list, out: str | Path, *, split: str = "target_val",
                  pairs: Sequence[tuple[str, str]] | None = None,
                  read: Callable[[str, str], str] = dvc_reader, dvc_yaml: str | Path = DVC_YAML) -> str:
     """The report of ``doc`` (`dvc exp show --json`), written to ``out``; evaluate's files are
@@ -432,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="folder for report.md and table.png")
     p.add_argument("--exp-show", help="a saved `dvc exp show --json` output (default: run it)")
-    p.add_argument("--split", default="emotiw_val", help="scored set the McNemar tests compare on")
+    p.add_argument("--split", default="target_val", help="scored set the McNemar tests compare on")
     p.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"),
                    help="experiments to compare (repeatable); default: the paper's comparisons")
     args = p.parse_args(argv)
@@ -441,5 +441,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from ..cli import run_stage
-    sys.exit(run_stage(main))
+    from ..cli import run_phase
+    sys.exit(run_phase(main))

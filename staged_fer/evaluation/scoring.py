@@ -1,16 +1,16 @@
 """What `evaluate` scores and writes, on arrays of labels and class probabilities.
 
 The scored sets are those the sources register (``scored`` in staged_fer/data/splits.py
-SOURCES); the key of a set is ``<source>_<the part's key>``, plus ``_stage1`` when the
-stage-1 model scores it (``set_key``). With the two registered sources (the metrics keys):
+SOURCES); the key of a set is ``<source>_<the part's key>``, plus ``_phase1`` when the
+phase-1 model scores it (``set_key``). With the two registered sources (the metrics keys):
   fer_public_test, fer_private_test   FER-2013 PublicTest / PrivateTest, final model
-  emotiw_val                          EmotiW Val, final model ("double" fine-tuning when stage 2 ran)
-  emotiw_val_stage1                   EmotiW Val, stage-1 model ("single" fine-tuning)
-  emotiw_test                         EmotiW Test, final model, only when every Test image is labelled
+  target_val                          Target Val, final model ("double" fine-tuning when phase 2 ran)
+  target_val_phase1                   Target Val, phase-1 model ("single" fine-tuning)
+  target_test                         Target Test, final model, only when every Test image is labelled
 
 Sample ids in the predictions CSVs: FER rows are the row index in the decoded FER-2013 file
 (with `decode.on_bad_row: fail`, index i is line i + 2 of fer2013.csv, the header being line 1);
-EmotiW samples are their path relative to the SFEW root.
+Target-set samples are their path relative to the target root.
 """
 from __future__ import annotations
 
@@ -30,19 +30,19 @@ from .confusion import dvc_rows
 from .figures import confusion_figure
 from .metrics import EvaluateConfig, check_probabilities, classification_metrics, confusion_matrix, cost_matrix
 
-# Who scores a set: the final model, or the stage-1 model (single fine-tuning).
-ROLE_TITLES = {"final": "final model", "stage1": "stage-1 model"}
+# Who scores a set: the final model, or the phase-1 model (single fine-tuning).
+ROLE_TITLES = {"final": "final model", "phase1": "phase-1 model"}
 
 @dataclass(frozen=True)
 class EvalSet:
     key: str              # metrics key, plot and CSV file stem
     title: str            # human-readable, for figures and the summary
-    role: str             # "final" or "stage1": which checkpoint scores it
+    role: str             # "final" or "phase1": which checkpoint scores it
     images: FaceRows      # (N, S, S) uint8, read when scored
     labels: np.ndarray    # (N,) int64, FER order
     ids: np.ndarray       # (N,) str
     synthetic: bool
-    part: str = ""        # the split's name as training names it ("FER PublicTest", "EmotiW Val")
+    part: str = ""        # the split's name as training names it ("FER PublicTest", "Target Val")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def set_key(source: Source, scored: ScoredPart, role: str) -> str:
 
 
 def set_keys() -> tuple[str, ...]:
-    """The key of every set evaluate may score (EmotiW Test only when labelled), in report order."""
+    """The key of every set evaluate may score (Target Test only when labelled), in report order."""
     return tuple(set_key(source, scored, role) for source in SOURCES.values()
                  for scored in source.scored for role in scored.roles)
 
@@ -181,13 +181,13 @@ def metrics_of(scores: dict) -> dict:
 
 
 def _title(s: Scored, info: dict) -> str:
-    scheme = info.get("scheme", "")
+    schemes = info.get("schemes", "")
     tag = " [synthetic data]" if s.set.synthetic else ""
-    return f"{s.set.title}{tag}\n{info.get('model', '')}{', ' + scheme if scheme else ''}"
+    return f"{s.set.title}{tag}\n{info.get('model', '')}{', ' + schemes if schemes else ''}"
 
 
 def summary_markdown(metrics: dict, scored: list[Scored], info: dict) -> str:
-    lines = [f"# Evaluation: {info.get('model', '')}, {info.get('scheme', '')}", ""]
+    lines = [f"# Evaluation: {info.get('model', '')}, {info.get('schemes', '')}", ""]
     if metrics["synthetic"]:
         lines += ["**Synthetic data**: these numbers exercise the pipeline and say nothing about "
                   "the paper's results.", ""]

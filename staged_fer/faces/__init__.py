@@ -5,10 +5,10 @@ that rejects non-faces, eye-based rotation and scale, the paper's crop box, 256x
 with a min-max stretch; images without an acceptable face fall back to a documented crop
 (Val/Test) or are dropped (Train).
 
-  search.py       one photo's face: the API that align_emotiw and predict both prepare faces with
+  search.py       one photo's face: the API that align_target and predict both prepare faces with
   detection.py, landmarks.py, geometry.py, decode.py   its parts
   pool.py         the worker processes both spread their photos over
-  pipeline.py     align_emotiw's aligner over every photo, and the counts of its outcomes
+  pipeline.py     align_target's aligner over every photo, and the counts of its outcomes
   blocks.py, outputs.py, contact_sheet.py              what the stage writes
   config.py, record.py                                 the `align` params, and their record
 """

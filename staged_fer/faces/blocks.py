@@ -3,7 +3,7 @@
 The photos (sorted by path) are cut into blocks of ``store.SHARD_PHOTOS``. When a block's
 results are all in, its kept faces become one shard and everything else about its photos
 (what the log, the counts and the contact sheets need) a record beside it, in a work folder
-outside DVC's outputs: ``.resume/align_emotiw/<key>/``, keyed by the params, the photo list
+outside DVC's outputs: ``.resume/align_target/<key>/``, keyed by the params, the photo list
 and the raw tree's stat snapshot. A rerun with the same key takes a block as done only when
 its record reads and its shard is complete with the content hash the record names, so a
 killed run loses at most the blocks in flight, and the rerun aligns only the others. Since
@@ -27,7 +27,7 @@ from .. import store
 from ..errors import PipelineError
 from ..io import atomic_folder, load_npz, save_npz
 from ..workdir import KeyedDir
-from .config import AlignConfig
+from .align_params import AlignConfig
 from .landmarks import FanLandmarker
 from .pipeline import THUMB, align_stream
 from .search import ALIGNED, FALLBACK, ImageTask, Result

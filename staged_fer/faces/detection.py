@@ -43,7 +43,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from .config import DetectorConfig, PadConfig
+from .align_params import DetectorConfig, PadConfig
 from .geometry import SAME_FACE_IOU, iou
 
 FRONTAL = "haarcascade_frontalface_default.xml"

@@ -1,4 +1,4 @@
-"""What the align_emotiw stage writes besides the face store (faces/blocks.py): the per-image
+"""What the align_target stage writes besides the face store (faces/blocks.py): the per-image
 log, the metrics, the sheets."""
 from __future__ import annotations
 

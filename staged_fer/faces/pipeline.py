@@ -1,4 +1,4 @@
-"""align_emotiw's aligner: the face search (faces/search.py) over every photo, and the counts
+"""align_target's aligner: the face search (faces/search.py) over every photo, and the counts
 of its outcomes.
 
 The stage keeps one face per photo. A photo without an accepted face is dropped from Train,
@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .config import AlignConfig
+from .align_params import AlignConfig
 from .decode import Unreadable, read_gray
 from .detection import FaceDetector, Scene
 from .landmarks import DlibLandmarker, FanLandmarker, Landmarker

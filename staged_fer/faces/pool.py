@@ -1,4 +1,4 @@
-"""The worker processes that align_emotiw and predict spread their photos over.
+"""The worker processes that align_target and predict spread their photos over.
 
 Each worker builds what it needs once (``make(*args)``: cascades, dlib's model) and is then
 called on one item after another; results come back in the order of the items, so the output

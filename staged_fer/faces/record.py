@@ -1,6 +1,6 @@
 """The `align` params a set of faces was prepared with, as a record that travels with them.
 
-`align_emotiw` stores the record in the face store's index, `build_splits` carries it into
+`align_target` stores the record in the face store's index, `build_splits` carries it into
 the splits and training copies it into the checkpoint, so a model can later be shown faces
 prepared exactly as its training and validation faces were (``staged_fer.predict``) without
 reading a params.yaml that may have moved on since. Knobs that say how the aligner runs
@@ -13,9 +13,9 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
-from ..config import parse
+from ..params import parse
 from ..errors import PipelineError
-from .config import AlignConfig
+from .align_params import AlignConfig
 
 RUNTIME_KEYS = ("workers", "device")
 

@@ -1,6 +1,6 @@
 """The face of one photo, found, landmarked, tested and aligned: face fitting's public API.
 
-align_emotiw (through faces/pipeline.py) keeps one face per photo, predict
+align_target (through faces/pipeline.py) keeps one face per photo, predict
 (staged_fer/predict/faces.py) every face the first detection attempt finds; both take their
 faces from these three steps, so a face is prepared the same way wherever it is used:
 
@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from . import geometry
-from .config import AlignConfig
+from .align_params import AlignConfig
 from .detection import ATTEMPTS, Detection, FaceDetector, Scene
 from .landmarks import Landmarker
 

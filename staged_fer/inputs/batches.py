@@ -2,7 +2,7 @@
 
 A training crop is defined as torchvision's ``Resize(resize)`` -> ``RandomCrop(size)`` ->
 ``RandomHorizontalFlip``, but computed without ever materialising the resized image: the crop
-box in the ``resize`` frame is mapped back to the bank's native resolution (FER 48, EmotiW 256)
+box in the ``resize`` frame is mapped back to the bank's native resolution (FER 48, target 256)
 and resampled once, straight to ``size``. Bilinear resampling along an axis-aligned box is
 separable, so a batch is two batched matrix products with per-sample interpolation matrices
 (``rows @ image @ cols.T``) whose rows hold two non-zero weights; the flip is the column

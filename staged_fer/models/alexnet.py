@@ -7,7 +7,7 @@ from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
 from . import torchvision_weights
-from .config import Weights, check_input_size
+from .shared_params import Weights, check_input_size
 from .entry import ModelEntry, PaperResult
 from .init import he_init
 from .input_spec import InputSpec
@@ -43,8 +43,8 @@ def build(cfg: AlexNetConfig, num_classes: int, imagenet: bool) -> nn.Module:
 # EmotiW val / test accuracy in % (Figure 3). The figure does not label AlexNet's two-stage bars;
 # S3 and S7 follow the text, which compares S1 with S3 (and VGG-CNN-M's S6 with S8) as single
 # against double fine-tuning.
-PAPER = (PaperResult("fer28", 46.9, 54.0, "S1"), PaperResult("fer28-to-emotiw", 48.5, 55.6, "S3"),
-         PaperResult("fer32-to-emotiw", 44.1, 50.5, "S7"))
+PAPER = (PaperResult("fer28", 46.9, 54.0, "S1"), PaperResult("fer28-to-target", 48.5, 55.6, "S3"),
+         PaperResult("fer32-to-target", 44.1, 50.5, "S7"))
 
 ENTRY = ModelEntry(name="alexnet", title="AlexNet", paper=PAPER, config=AlexNetConfig, build=build,
                    input_spec=input_spec, default_input_size=227, min_input_size=MIN_INPUT_SIZE)

@@ -1,4 +1,4 @@
-"""Checkpoints: the one file format a training stage writes and evaluation, prediction and
+"""Checkpoints: the one file format a training phase writes and evaluation, prediction and
 export read back.
 
 A checkpoint is the fields of ``Checkpoint`` as a dict, saved with ``torch.save`` and read with
@@ -16,9 +16,9 @@ from typing import Any, Mapping
 
 import torch
 
-from ..config import read_stage_params
+from ..params import read_stage_params
 from ..errors import PipelineError
-from ..inputs.config import InputConfig
+from ..inputs.input_params import InputConfig
 from ..io import atomic_path
 from . import ModelName, ModelsConfig
 
@@ -75,15 +75,15 @@ class Checkpoint:
         keys = dataclasses.fields(cls)
         missing = [f.name for f in keys if f.default is dataclasses.MISSING and f.name not in saved]
         if missing:
-            raise PipelineError(f"{path}: checkpoint lacks key `{missing[0]}` (rerun the training stage)")
+            raise PipelineError(f"{path}: checkpoint lacks key `{missing[0]}` (rerun the training phase)")
         checkpoint = cls(**{f.name: saved.get(f.name, f.default) for f in keys})
         if align_required:
             if "align" not in saved:
                 raise PipelineError(f"{path}: older checkpoint format, without the align params of its run; "
-                                    "rerun `dvc repro` (align_emotiw onwards) to write it in the current format")
+                                    "rerun `dvc repro` (align_target onwards) to write it in the current format")
             if checkpoint.align is None:
                 raise PipelineError(f"{path}: this {checkpoint.scheme!r} model never met aligned faces, so its run "
-                                    "recorded no align params; predict with the final model (train_stage2's checkpoint)")
+                                    "recorded no align params; predict with the final model (train_phase2's checkpoint)")
         return checkpoint
 
     def run_params(self, where: str | Path) -> RunParams:

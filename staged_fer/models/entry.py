@@ -18,7 +18,7 @@ from .input_spec import InputSpec
 class PaperResult:
     """What Ng et al. (ICMI 2015, Figure 3) report for a network fine-tuned on one cell of the
     grid: EmotiW val and test accuracy in %, and the challenge submission it was."""
-    cell: str                  # the grid's name of the stage-1 and stage-2 data, e.g. "fer28-to-emotiw"
+    recipe: str                # the grid's name of the phase-1 and phase-2 data, e.g. "fer28-to-target"
     val: float
     test: float
     submission: str            # "S1" ... "S9"
@@ -43,6 +43,6 @@ class ModelEntry:
         """One of Ng et al.'s networks: the grid and the demo run it by default."""
         return bool(self.paper)
 
-    def paper_result(self, cell: str) -> PaperResult | None:
-        """What the paper reports for this network on ``cell``; None where it reports nothing."""
-        return next((r for r in self.paper if r.cell == cell), None)
+    def paper_result(self, recipe: str) -> PaperResult | None:
+        """What the paper reports for this network on ``recipe``; None where it reports nothing."""
+        return next((r for r in self.paper if r.recipe == recipe), None)

@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from . import torchvision_weights
-from .config import Weights, check_input_size
+from .shared_params import Weights, check_input_size
 from .entry import ModelEntry
 from .init import he_init
 from .input_spec import InputSpec

@@ -25,14 +25,14 @@ from torch import nn
 
 from ..errors import PipelineError
 from ..inputs.batches import DeviceImages, centre_crops, check_resize
-from ..inputs.config import InputConfig
+from ..inputs.input_params import InputConfig
 from ..labels import NUM_CLASSES
 from ..store import FaceRows
 from . import MODEL_NAMES, InputSpec, ModelsConfig, build_model, input_spec
 from .checkpoint import Checkpoint
 
 if TYPE_CHECKING:   # only predict and export, which build the AlignConfig, import staged_fer.faces
-    from ..faces.config import AlignConfig
+    from ..faces.align_params import AlignConfig
 
 
 @dataclass(frozen=True)

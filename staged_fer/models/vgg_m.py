@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .caffe import load_vgg_m_imagenet
-from .config import Weights, check_input_size
+from .shared_params import Weights, check_input_size
 from .entry import ModelEntry, PaperResult
 from .init import he_init
 from .input_spec import InputSpec
@@ -120,8 +120,8 @@ def build(cfg: VggMConfig, num_classes: int, imagenet: bool) -> nn.Module:
 
 # EmotiW val / test accuracy in % (Figure 3).
 PAPER = (PaperResult("fer28", 42.9, 47.0, "S2"), PaperResult("fer32", 44.1, 51.1, "S6"),
-         PaperResult("fer32-emotiw", 46.9, 52.2, "S9"), PaperResult("fer28-to-emotiw", 47.8, 52.1, "S5"),
-         PaperResult("fer32-to-emotiw", 47.3, 53.8, "S8"))
+         PaperResult("fer32-target", 46.9, 52.2, "S9"), PaperResult("fer28-to-target", 47.8, 52.1, "S5"),
+         PaperResult("fer32-to-target", 47.3, 53.8, "S8"))
 
 ENTRY = ModelEntry(name="vgg_m", title="VGG-CNN-M-2048", paper=PAPER, config=VggMConfig, build=build,
                    input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)

@@ -1,6 +1,6 @@
 """Classify the faces in photos, folders and videos with a trained checkpoint.
 
-``python -m staged_fer.predict INPUT... --model models/stage2.pt --out predictions.csv``
+``python -m staged_fer.predict INPUT... --model models/phase2.pt --out predictions.csv``
 
 Each face is found and aligned by the pipeline's own face preparation (staged_fer/faces) with
 the `align` params recorded in the checkpoint, so the model sees faces cropped exactly like

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import run_stage
+from ..cli import run_phase
 from ..errors import PipelineError
 from ..pipeline_paths import pipeline_paths
 
@@ -19,8 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m staged_fer.predict", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or videos")
-    p.add_argument("--model", help="checkpoint written by a training stage; none given: the final model, "
-                                   "where dvc.yaml's `stage2_model` puts it")
+    p.add_argument("--model", help="checkpoint written by a training phase; none given: the final model, "
+                                   "where dvc.yaml's `phase2_model` puts it")
     p.add_argument("--out", default="predictions.csv", help="CSV to write: one row per face, photo or file")
     p.add_argument("--annotate", metavar="DIR", help="also write copies with boxes and labels drawn into DIR")
     p.add_argument("--fps", type=float, default=2.0, help="video frames sampled per second")
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = _parser().parse_args(argv)
     if args.model is None:
-        args.model = pipeline_paths()["stage2_model"]
+        args.model = pipeline_paths()["phase2_model"]
     if args.fps <= 0 or args.batch_size < 1 or args.workers < 0:
         raise PipelineError("--fps must be > 0, --batch-size >= 1 and --workers >= 0")
     for path, flag in ((args.out, "--out"), (args.annotate, "--annotate")):
@@ -81,4 +81,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_phase(main))

@@ -1,4 +1,4 @@
-"""Every face of one photo or frame, prepared exactly as `align_emotiw` prepares a photo.
+"""Every face of one photo or frame, prepared exactly as `align_target` prepares a photo.
 
 The steps are face fitting's own (staged_fer/faces/search.py): the photo is decoded by
 ``read_gray``, the faces are found by ``detect_gray`` and each is landmarked, tested (fit and
@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..faces.config import AlignConfig
+from ..faces.align_params import AlignConfig
 from ..faces.decode import Unreadable, read_gray, to_gray8
 from ..faces.detection import ATTEMPTS, FaceDetector
 from ..faces.landmarks import DlibLandmarker, Landmarker

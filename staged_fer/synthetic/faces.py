@@ -100,7 +100,7 @@ def sample_expression(rng: np.random.Generator, label: int) -> Expression:
     # Weaker displays overlap more with neutral and with each other, as real ones do; below
     # ~0.7 of the prototype the class signal is too faint for a network trained from scratch
     # on a few thousand faces (the demo's: benchmarks/bench_demo_stability.py) to pick up
-    # reliably: at 0.45 its stage-1 accuracy was 0.47 against 0.53 at 0.7, same seed and schedule.
+    # reliably: at 0.45 its phase-1 accuracy was 0.47 against 0.53 at 0.7, same seed and schedule.
     expr = NEUTRAL.toward(proto, float(rng.uniform(0.7, 1.0)))
     jitter = rng.normal(0.0, [0.15, 0.15, 0.08, 0.06, 0.12, 0.06, 0.1, 0.08])
     values = np.asarray(_astuple(expr)) + jitter

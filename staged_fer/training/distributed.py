@@ -1,7 +1,7 @@
 """Multi-process data parallelism: the stage re-runs itself under torchrun when devices > 1.
 
 The launcher lives in the stage script rather than in dvc.yaml's command so that one command
-(``python stages/train.py stage1 ...``) serves every ``train.devices`` value: DVC reruns the
+(``python stages/train.py phase1 ...``) serves every ``runtime.devices`` value: DVC reruns the
 stage when the param changes, and a user can run the script by hand the same way.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from ..devices import resolve_device
 from ..errors import PipelineError
-from .config import RuntimeConfig
+from .phase_params import RuntimeConfig
 
 # Set by torchrun in every process it starts.
 _RANK_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -58,10 +58,10 @@ def relaunch_under_torchrun(cfg: RuntimeConfig, script: str, argv: Sequence[str]
 
 
 def pick_device(cfg: RuntimeConfig, local_rank: int = 0) -> torch.device:
-    if resolve_device(cfg.device, "train.device").type == "cpu":
+    if resolve_device(cfg.device, "runtime.device").type == "cpu":
         return torch.device("cpu")
     if cfg.devices > torch.cuda.device_count():
-        raise PipelineError(f"params.yaml: `train.devices` is {cfg.devices} but this machine has "
+        raise PipelineError(f"params.yaml: `runtime.devices` is {cfg.devices} but this machine has "
                             f"{torch.cuda.device_count()} CUDA devices")
     return torch.device("cuda", local_rank)
 
@@ -72,7 +72,7 @@ def start(cfg: RuntimeConfig) -> tuple[Dist, torch.device]:
         return SINGLE, pick_device(cfg)
     ctx = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     if ctx.world != cfg.devices:
-        raise PipelineError(f"params.yaml: `train.devices` is {cfg.devices} but torchrun started "
+        raise PipelineError(f"params.yaml: `runtime.devices` is {cfg.devices} but torchrun started "
                             f"{ctx.world} processes")
     device = pick_device(cfg, ctx.local_rank)
     if device.type == "cuda":

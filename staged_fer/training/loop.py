@@ -26,10 +26,10 @@ from ..data.splits import Split
 from ..errors import PipelineError
 from ..inputs.batches import (Channels, DeviceImages, SpecLike, centre_crops, check_resize, image_bytes,
                               place_images, preferred_channels, random_crops)
-from ..inputs.config import InputConfig
+from ..inputs.input_params import InputConfig
 from ..inputs.gray import fold_gray_input, unfold_gray_input
 from ..labels import NUM_CLASSES
-from .config import StageConfig, RuntimeConfig
+from .phase_params import PhaseConfig, RuntimeConfig
 from .distributed import SINGLE, Dist, all_sum, barrier
 from .resume import ResumeStore
 
@@ -39,12 +39,12 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def lr_at(stage: StageConfig, epoch: int) -> float:
+def lr_at(phase: PhaseConfig, epoch: int) -> float:
     """The paper's schedule: lr divided by 10 every ``lr_step`` epochs (epoch counted from 0)."""
-    return stage.lr * 0.1 ** (epoch // stage.lr_step)
+    return phase.lr * 0.1 ** (epoch // phase.lr_step)
 
 
-def sgd(parameters, stage: StageConfig, fused: bool = True) -> torch.optim.SGD:
+def sgd(parameters, phase: PhaseConfig, fused: bool = True) -> torch.optim.SGD:
     """The paper's solver: SGD with momentum and weight decay, as one fused kernel per step.
 
     The default (foreach) step walks the weights several times (decay, momentum, update); the
@@ -52,8 +52,8 @@ def sgd(parameters, stage: StageConfig, fused: bool = True) -> torch.optim.SGD:
     is about 6x less time per optimizer step, a third of a 64-px training step; the results
     agree to float rounding (benchmarks/bench_train_step.py prints both).
     """
-    return torch.optim.SGD(parameters, lr=stage.lr, momentum=stage.momentum,
-                           weight_decay=stage.weight_decay, fused=fused, foreach=None if fused else True)
+    return torch.optim.SGD(parameters, lr=phase.lr, momentum=phase.momentum,
+                           weight_decay=phase.weight_decay, fused=fused, foreach=None if fused else True)
 
 
 def class_weights(labels: torch.Tensor) -> torch.Tensor:
@@ -102,16 +102,16 @@ class Trainer:
     model: nn.Module
     spec: SpecLike
     split: Split
-    stage: StageConfig
+    phase: PhaseConfig
     input: InputConfig
-    runtime: RuntimeConfig      # params.yaml's `train`: devices, precision
+    runtime: RuntimeConfig      # devices, precision
     seed: int
     device: torch.device
     ctx: Dist = SINGLE
     store: ResumeStore | None = None
     on_epoch: Callable[[dict[str, float]], None] | None = None   # rank 0: logging of each epoch
     channels: Channels | None = None                             # None: preferred_channels(device)
-    # bf16 autocast with channels_last weights. None: `train.bf16` on CUDA, off on the CPU, where
+    # bf16 autocast with channels_last weights. None: `runtime.bf16` on CUDA, off on the CPU, where
     # bf16 is no faster than fp32 and would change the CPU's (the demo's) results; the tests
     # turn it on there to run this code path without a GPU.
     autocast: bool | None = None
@@ -141,13 +141,13 @@ class Trainer:
         self.net = self.model
         if self.ctx.active:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.cuda else None)
-        self.optimizer = sgd(self.model.parameters(), self.stage)
+        self.optimizer = sgd(self.model.parameters(), self.phase)
         self.loss_weight = class_weights(self.train_data.labels.cpu()).to(self.device) \
-            if self.stage.class_weights else None
-        if self.stage.batch_size % self.ctx.world:
-            raise PipelineError(f"params.yaml: batch_size {self.stage.batch_size} does not split evenly "
-                                f"over train.devices={self.ctx.world}")
-        self.local_batch = self.stage.batch_size // self.ctx.world
+            if self.phase.class_weights else None
+        if self.phase.batch_size % self.ctx.world:
+            raise PipelineError(f"params.yaml: batch_size {self.phase.batch_size} does not split evenly "
+                                f"over runtime.devices={self.ctx.world}")
+        self.local_batch = self.phase.batch_size // self.ctx.world
         self._stepped = False   # the first step checks that the batch fits in GPU memory
 
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ class Trainer:
         except torch.cuda.OutOfMemoryError:
             out = None   # probed below, once this handler has let go of the failed step's tensors
         if out is None:
-            raise BatchTooLarge(self.stage.batch_size, self._fitting_batch(x, y) * self.ctx.world)
+            raise BatchTooLarge(self.phase.batch_size, self._fitting_batch(x, y) * self.ctx.world)
         self._stepped = True
         return out
 
@@ -203,14 +203,14 @@ class Trainer:
         crop_gen = torch.Generator().manual_seed(derive_seed(self.seed, "crops", epoch, self.ctx.rank))
         index = shard(len(self.train_data), derive_seed(self.seed, "order", epoch), self.ctx)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.stage, epoch)
+            group["lr"] = lr_at(self.phase, epoch)
         self.net.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)   # loss, correct, count
         sums_count = 0
         started = time.perf_counter()
         # Closed on an error too, so that a stage's one-line error starts a line of its own.
         with tqdm(total=len(index), unit="img", unit_scale=True, leave=False, file=sys.stderr,
-                  desc=f"epoch {epoch + 1}/{self.stage.epochs}",
+                  desc=f"epoch {epoch + 1}/{self.phase.epochs}",
                   disable=not (self.progress and self.ctx.main)) as bar:
             for start in range(0, len(index), self.local_batch):
                 idx = index[start:start + self.local_batch]
@@ -266,20 +266,20 @@ class Trainer:
         if self.on_epoch is not None and self.ctx.main:
             for entry in history:
                 self.on_epoch(entry)
-        for epoch in range(first, self.stage.epochs):
+        for epoch in range(first, self.phase.epochs):
             started = time.perf_counter()
             train_loss, train_acc, rate = self.train_one_epoch(epoch)
             val_loss, val_acc = self.evaluate()
-            entry = {"epoch": epoch + 1, "lr": lr_at(self.stage, epoch), "train_loss": train_loss,
+            entry = {"epoch": epoch + 1, "lr": lr_at(self.phase, epoch), "train_loss": train_loss,
                      "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc}
             history.append(entry)
             improved = best_acc is None or val_acc > best_acc   # ties keep the earlier epoch
             if improved:
                 best_acc, best_epoch = val_acc, epoch + 1
-                if self.stage.keep == "best":
+                if self.phase.keep == "best":
                     best_state = _cpu_state(self.model)
             if self.ctx.main:
-                print(f"epoch {epoch + 1}/{self.stage.epochs}: lr {entry['lr']:.2g} train loss "
+                print(f"epoch {epoch + 1}/{self.phase.epochs}: lr {entry['lr']:.2g} train loss "
                       f"{train_loss:.4f} acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} "
                       f"| {time.perf_counter() - started:.1f} s, {rate * self.ctx.world:.0f} img/s",
                       file=sys.stderr)
@@ -287,14 +287,14 @@ class Trainer:
                     self.on_epoch(entry)
                 # After the last epoch the checkpoint itself is written next: saving the
                 # state (model, momentum, best weights) too would only cost time.
-                if self.store is not None and epoch + 1 < self.stage.epochs:
+                if self.store is not None and epoch + 1 < self.phase.epochs:
                     self.store.save({"epoch": epoch + 1, "model": _cpu_state(self.model),
                                      "optimizer": self.optimizer.state_dict(), "history": history,
                                      "best_val_acc": best_acc, "best_epoch": best_epoch},
-                                    best_state if improved and self.stage.keep == "best" else None)
+                                    best_state if improved and self.phase.keep == "best" else None)
             barrier(self.ctx)
         if self.channels == "gray":
             unfold_gray_input(self.model)
-        if self.stage.keep == "best" and best_state is not None:
+        if self.phase.keep == "best" and best_state is not None:
             return FitResult(best_state, best_epoch, best_acc, history)
         return FitResult(_cpu_state(self.model), len(history), best_acc, history)

@@ -2,7 +2,7 @@
 
 DVC deletes a stage's declared outputs before running its command, so the state lives in
 ``.resume/<stage>/<key>/`` (git-ignored). The key hashes the params sections the stage reads,
-the split file and (stage 2) the initial checkpoint: state from any other configuration is
+the split file and (phase 2) the initial checkpoint: state from any other configuration is
 never used, and is deleted when a run starts. A successful run deletes its own state.
 
 Every random stream of an epoch is derived from (seed, epoch, rank) at the start of that

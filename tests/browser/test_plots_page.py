@@ -93,12 +93,12 @@ def plots_page(tmp_path_factory):
     (path / ".dvc" / "plots").mkdir()
     shutil.copy2(plots_template.DEFAULT_OUT, path / ".dvc" / "plots" / "template.html")
     rng = np.random.default_rng(0)
-    confusions = ("fer_public_test", "fer_private_test", "emotiw_val", "emotiw_val_stage1")
+    confusions = ("fer_public_test", "fer_private_test", "target_val", "target_val_phase1")
     for key in confusions:
         truth = rng.integers(0, 7, 60)
         predicted = np.where(rng.random(60) < 0.5, truth, rng.integers(0, 7, 60))
         write_json(path / "plots" / "confusion" / f"{key}.json", dvc_rows(truth, predicted))
-    for stage in ("stage1", "stage2"):
+    for stage in ("phase1", "phase2"):
         live = LiveLog(path / "dvclive" / stage, synthetic=True)
         for epoch in range(4):
             live.log_epoch({"train_loss": 2.0 / (epoch + 1), "train_acc": 0.2 + 0.1 * epoch,
@@ -133,15 +133,15 @@ def test_every_plot_renders_without_errors(plots_page):
     not_drawn = {k: v for k, v in views.views.items() if not v["rendered"] or v["marks"] == 0}
     assert not_drawn == {}
     # the stage's per-cell counts for each scored set, the row-normalised top-level plots,
-    # and the DVCLive curves of both training stages
+    # and the DVCLive curves of both training phases
     ids = " ".join(expected)
     for key in confusions:
         assert key in ids
     assert "normalised" in ids
     # Each training curve once: in the top-level charts that pair train and validation, and
     # not again in a chart per DVCLive file.
-    assert sorted(i for i in expected if i.startswith(("stage1", "stage2"))) == sorted(
-        f"{stage}_{what}" for stage in ("stage1", "stage2") for what in ("loss", "accuracy", "lr"))
+    assert sorted(i for i in expected if i.startswith(("phase1", "phase2"))) == sorted(
+        f"{stage}_{what}" for stage in ("phase1", "phase2") for what in ("loss", "accuracy", "lr"))
 
 
 def test_a_plot_that_fails_is_caught(plots_page, tmp_path):

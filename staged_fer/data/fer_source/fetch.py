@@ -9,7 +9,7 @@ from ...io import atomic_path, write_json
 from ..raw_snapshot import check_unchanged, snapshot
 from . import http_download, kaggle_download
 from .canonical_csv import write_canonical_csv
-from .config import FerConfig, FerSyntheticConfig
+from .fer_params import FerConfig, FerSyntheticConfig
 from .layouts import FER_CSV
 from .local_file import find_fer_file
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ...errors import PipelineError
 from ..raw_record import project_file, restore_hint
-from .config import FerConfig
+from .fer_params import FerConfig
 
 
 def find_fer_file(cfg: FerConfig) -> Path:

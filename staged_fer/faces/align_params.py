@@ -42,7 +42,7 @@ class AlignConfig:
     whole_photo_fit: bool  # no confident find: fit landmarks to the whole photo (a face crop?)
     whole_photo_min_fit: float  # the fit a whole-photo fit must reach (stricter: no detector vouches)
     workers: int          # 0 = one process per available core
-    # Where FAN runs: auto (CUDA when present) | cpu | cuda, resolved like `train.device`.
+    # Where FAN runs: auto (CUDA when present) | cpu | cuda, resolved like `runtime.device`.
     # The default serves code that builds the config directly; params.yaml must still name it.
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -55,12 +55,6 @@ def parse(cls: type[T], raw: Any, where: str) -> T:
         raise PipelineError(f"params.yaml: `{where}`: {exc}") from None
 
 
-def param_key(f: dataclasses.Field) -> str:
-    """The params.yaml key of a stage-params field: its name, unless it is named for what it
-    holds rather than for the key (``field(metadata={"key": "train"})``)."""
-    return f.metadata.get("key", f.name)
-
-
 def section_keys(f: dataclasses.Field, hint: Any) -> tuple[str, ...] | None:
     """The keys of a section a stage reads one by one (``metadata={"part": True}``), else None."""
     return tuple(g.name for g in dataclasses.fields(hint)) if f.metadata.get("part") else None
@@ -69,7 +63,7 @@ def section_keys(f: dataclasses.Field, hint: Any) -> tuple[str, ...] | None:
 def read_stage_params(params: Mapping[str, Any], cls: type[T]) -> T:
     """A stage's params, parsed once into dataclass ``cls``.
 
-    Each field of ``cls`` is a top-level key of params.yaml (see ``param_key``). A field whose
+    Each field of ``cls`` is a top-level key of params.yaml, by its name. A field whose
     metadata has ``part=True`` takes only the keys its dataclass names, for a stage that reads
     part of a section (its dvc.yaml params list those keys one by one). Unknown or missing keys
     and wrong types stop with the key named, like ``section``.
@@ -77,7 +71,7 @@ def read_stage_params(params: Mapping[str, Any], cls: type[T]) -> T:
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
-        key = param_key(f)
+        key = f.name
         if key not in params:
             raise PipelineError(f"params.yaml: missing key `{key}`")
         raw = params[key]

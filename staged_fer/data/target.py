@@ -1,9 +1,9 @@
-"""The target set on disk (EmotiW/SFEW 2.0 by default): the `emotiw` params section and the folder scan.
+"""The target set on disk (EmotiW/SFEW 2.0 by default): the `target` params section and the folder scan.
 
 The target set is any class-folder tree: ``<root>/<split folder>/<class folder>/*``. SFEW 2.0 is
 laid out as ``Train/<Emotion>/*`` and ``Val/<Emotion>/*`` (the seven FER-2013 emotion names) plus
-an optional, unlabeled ``Test/*``. Another set plugs in through two keys: ``emotiw.splits`` names
-the folder of each split (RAF-DB's ``train`` and ``test``), and ``emotiw.labels`` maps its class
+an optional, unlabeled ``Test/*``. Another set plugs in through two keys: ``target.splits`` names
+the folder of each split (RAF-DB's ``train`` and ``test``), and ``target.labels`` maps its class
 folder names to the seven emotions (RAF-DB's ``1``..``7``, AffectNet's or ExpW's names, CK+'s),
 ``null`` marking a class outside the seven (contempt, say): its files are skipped and counted.
 
@@ -47,7 +47,7 @@ class EmotiwSplits:
 
 
 @dataclass(frozen=True)
-class EmotiwConfig:
+class TargetConfig:
     source: Literal["dir", "synthetic"]
     root: str                 # source=dir: the target set's folder
     splits: EmotiwSplits
@@ -88,7 +88,7 @@ def _files(folder: Path) -> list[Path]:
                   and all(_visible(q) for q in p.relative_to(folder).parents if q != Path(".")))
 
 
-def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits = SFEW_SPLITS,
+def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits = SFEW_SPLITS,
               label_of: dict[str, int | None] | None = None) -> Scan:
     """Every file of a target tree with its split and label; PipelineError on a wrong layout.
 
@@ -101,7 +101,7 @@ def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits =
     layout = f"{splits.Train}/<class>/*, {splits.Val}/<class>/*" + (f", optional {splits.Test}/*" if splits.Test else "")
     if not root.is_dir():
         raise PipelineError(f"{key}: folder {root} not found; extract the target set there "
-                            f"({layout}) or set emotiw.source: synthetic")
+                            f"({layout}) or set target.source: synthetic")
     tasks: list[ImageTask] = []
     empty: list[str] = []
     skipped: dict[str, int] = {}
@@ -110,12 +110,12 @@ def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits =
         folder = root / name
         if not folder.is_dir():
             raise PipelineError(f"{key}: {folder} not found; the target set needs {layout} under {root} "
-                                f"(emotiw.splits names the folders){restore_hint(root)}")
+                                f"(target.splits names the folders){restore_hint(root)}")
         entries = sorted(p for p in folder.iterdir() if _visible(p))
         unknown = [p.name for p in entries if p.is_dir() and p.name not in label_of]
         if unknown:
-            expected = ("an `emotiw.labels` entry for it" if mapped
-                        else f"only: {', '.join(EMOTIONS)} (or an `emotiw.labels` map)")
+            expected = ("an `target.labels` entry for it" if mapped
+                        else f"only: {', '.join(EMOTIONS)} (or an `target.labels` map)")
             raise PipelineError(f"{folder / unknown[0]}: unknown emotion folder {unknown[0]!r}; expected {expected}")
         for p in entries:
             if p.is_file():
@@ -128,7 +128,7 @@ def scan_sfew(root: str | Path, key: str = "emotiw.root", splits: EmotiwSplits =
                 if files:
                     skipped[f"{name}/{class_folder}"] = len(files)
                 tasks += [ImageTask(f.relative_to(root).as_posix(), split, UNLABELED,
-                                    skip_reason=f"class folder {class_folder!r} is outside the seven (emotiw.labels)")
+                                    skip_reason=f"class folder {class_folder!r} is outside the seven (target.labels)")
                           for f in files]
                 continue
             if not files:
@@ -152,4 +152,4 @@ def warn_empty(scan: Scan) -> None:
     for name in scan.empty:
         print(f"warning: {name}/ holds no images", file=sys.stderr)
     for name, n in scan.skipped.items():
-        print(f"{name}/: {n} files skipped, a class outside the seven (emotiw.labels)", file=sys.stderr)
+        print(f"{name}/: {n} files skipped, a class outside the seven (target.labels)", file=sys.stderr)

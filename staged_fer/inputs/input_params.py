@@ -1,4 +1,4 @@
-"""params.yaml's `input` section, read by the training stages and by evaluation."""
+"""params.yaml's `input` section, read by the training phases and by evaluation."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
-"""The params sections only the training stages read: `stage1`/`stage2` (the training knobs)
-and `train` (how the stage runs: ``RuntimeConfig``). `input`, which evaluation reads too, is
-staged_fer/inputs/config.py."""
+"""The params sections only the training phases read: `phase1`/`phase2` (the training knobs)
+and `runtime` (how a phase runs: ``RuntimeConfig``). `input`, which evaluation reads too, is
+staged_fer/inputs/input_params.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,11 +8,11 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
-class StageConfig:
-    """One training stage (`stage1` or `stage2`); the paper's SGD with a step schedule."""
+class PhaseConfig:
+    """One training phase (`phase1` or `phase2`); the paper's SGD with a step schedule."""
     data: str                      # the split scheme; build_splits checks the name
     epochs: int
-    batch_size: int                # global: split across `train.devices` processes
+    batch_size: int                # global: split across `runtime.devices` processes
     lr: float
     lr_step: int                   # lr is divided by 10 every lr_step epochs
     momentum: float
@@ -40,9 +40,9 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """params.yaml's `train` section: how a training stage runs (devices, determinism,
-    precision), not what it trains; the stage's own section holds the training knobs."""
-    devices: int                   # >1: the stage re-runs itself under torchrun with DDP
+    """params.yaml's `runtime` section: how a training phase runs (devices, determinism,
+    precision), not what it trains; the phase's own section holds the training knobs."""
+    devices: int                   # >1: the phase's stage re-runs itself under torchrun with DDP
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool            # torch.use_deterministic_algorithms
     bf16: bool                     # bf16 autocast and channels_last, CUDA only
