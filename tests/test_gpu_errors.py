@@ -35,13 +35,13 @@ def _params(tmp: Path, **sections) -> Path:
     return path
 
 
-def _phase1(tmp: Path, batch_size: int, **train) -> list[str]:
+def _phase1(tmp: Path, batch_size: int, **runtime) -> list[str]:
     rng = np.random.default_rng(0)
     bank = lambda name, n: Bank(name, rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n))
     save_split(tmp / "phase1", Split("fer28", (bank("FER Training", 16),), (bank("FER PublicTest", 4),), True), {})
     params = _params(tmp, models={"alexnet": {"weights": "none", "input_size": 64, }},
                      input={"resize": 72}, phase1={"epochs": 1, "batch_size": batch_size},
-                     train={"device": "cpu", **train})
+                     runtime={"device": "cpu", **runtime})
     return ["phase1", "--params", str(params), "--split", str(tmp / "phase1"), "--out", str(tmp / "phase1.pt"),
             "--live", str(tmp / "live")]
 

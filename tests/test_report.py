@@ -108,8 +108,8 @@ def test_parse_exp_show_finds_commits_and_experiments():
     assert [e.name for e in exps] == ["main", "alexnet-fer28", "vgg_m-fer28-to-target", "vgg_m-fer28",
                                       "alexnet-fer28-to-target", "vgg_m-fer32"]
     queued = exps[-1]
-    assert queued.state == "queued" and queued.metrics is None and queued.scheme.name == "fer32"
-    assert exps[2].model == "vgg_m" and exps[2].scheme.paper == "FER28->EmotiW"
+    assert queued.state == "queued" and queued.metrics is None and queued.recipe.name == "fer32"
+    assert exps[2].model == "vgg_m" and exps[2].recipe.paper == "FER28->EmotiW"
 
 
 def test_report_renders_table_next_to_the_paper(tmp_path, reader):

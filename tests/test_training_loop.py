@@ -224,11 +224,11 @@ def test_one_channel_and_three_channel_inputs_train_the_same_network(tmp_path):
 
 
 def test_deterministic_param_turns_on_deterministic_algorithms(tmp_path, tiny_models):
-    write_project(tmp_path, phase1__epochs=1, train__deterministic=True)
+    write_project(tmp_path, phase1__epochs=1, runtime__deterministic=True)
     try:
         train1(tmp_path)
         assert torch.are_deterministic_algorithms_enabled()
-        write_project(tmp_path, phase1__epochs=1, train__deterministic=False)
+        write_project(tmp_path, phase1__epochs=1, runtime__deterministic=False)
         train1(tmp_path)
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
