@@ -15,7 +15,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def run_phase(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+def run_stage(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run a stage's main and return its exit code (None: 0); a PipelineError becomes
     `error: <message>` on stderr and exit code 1."""
     try:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from .cli import run_phase
+from .cli import run_stage
 from .errors import PipelineError
 from .io import atomic_path, read_json_object, write_json
 from .labels import EMOTIONS, NUM_CLASSES
@@ -164,4 +164,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

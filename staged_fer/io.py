@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -26,6 +27,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import PipelineError
+
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")   # an MD5 digest written in hex, either case
 
 # A fixed zip timestamp: numpy's savez stamps the current time, which would make every
 # rerun of a stage a "change" for DVC.

@@ -13,34 +13,26 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_phase
+from staged_fer.cli import parser, run_stage
 from staged_fer.params import load_params, read_stage_params
-from staged_fer.data.splits import SOURCES, SplitsParams, build_split, save_split
-from staged_fer.errors import PipelineError
-from staged_fer.store import open_faces
+from staged_fer.data.splits import SplitsParams, add_source_arguments, build_split, open_sources, save_split
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    for source in SOURCES.values():
-        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
+    add_source_arguments(p)
     p.add_argument("--phase1", required=True, help="output folder: phase-1 split")
     p.add_argument("--phase2", required=True, help="output folder: phase-2 split")
     args = p.parse_args(argv)
 
     params = read_stage_params(load_params(args.params), SplitsParams)
-    paths = {name: getattr(args, name) for name in SOURCES}
-    for path in paths.values():
-        if not Path(path).exists():
-            raise PipelineError(f"{path}: not found (run `dvc repro` to build it)")
-    data = {name: open_faces(path) for name, path in paths.items()}
-
-    for stage in ("phase1", "phase2"):
-        split = build_split(*params.scheme(stage), data)
-        save_split(getattr(args, stage), split, paths)
+    paths, data = open_sources(args)
+    for phase in ("phase1", "phase2"):
+        split = build_split(*params.scheme(phase), data)
+        save_split(getattr(args, phase), split, paths)
         sizes = ", ".join(f"{b.name}: {len(b)}" for b in split.train + split.val) or "empty"
-        print(f"{stage}: {split.scheme} ({sizes})")
+        print(f"{phase}: {split.scheme} ({sizes})")
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import numpy as np
 
-from staged_fer.cli import parser, run_phase
+from staged_fer.cli import parser, run_stage
 from staged_fer.params import load_params, read_stage_params
 from staged_fer.data.fer_decode import DecodeConfig, counts, decode_fer_csv
 from staged_fer.data.fer_report import write_reports
@@ -66,4 +66,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

@@ -5,7 +5,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_phase
+from staged_fer.cli import parser, run_stage
 from staged_fer.params import load_params, read_stage_params
 from staged_fer.data.fer_source.fer_params import FerConfig
 from staged_fer.data.fer_source.fetch import fetch_fer
@@ -30,4 +30,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

@@ -12,27 +12,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_phase
+from staged_fer.cli import parser, run_stage
 from staged_fer.params import load_params, read_stage_params
-from staged_fer.data.splits import SOURCES
-from staged_fer.errors import PipelineError
+from staged_fer.data.splits import add_source_arguments, open_sources
 from staged_fer.gpus import acquire, held
 from staged_fer.evaluation.scoring import evaluation_sets, score, write_outputs
-from staged_fer.store import open_faces
-
-
-def _load(path: str, what: str) -> dict:
-    if not Path(path).exists():
-        raise PipelineError(f"{path}: {what} not found (run `dvc repro`)")
-    return open_faces(path)
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    for source in SOURCES.values():
-        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
     p.add_argument("--phase1", required=True, help="phase-1 checkpoint")
     p.add_argument("--phase2", required=True, help="final (phase-2) checkpoint")
+    add_source_arguments(p)
     p.add_argument("--metrics", required=True, help="metrics JSON to write")
     p.add_argument("--plots", required=True, help="folder of per-sample confusion rows for `dvc plots`")
     p.add_argument("--reports", required=True, help="folder of predictions CSVs, figures and a summary")
@@ -44,8 +35,8 @@ def main(argv=None) -> None:
     params = read_stage_params(load_params(args.params), EvaluateParams)
     cfg, seed = params.evaluate, params.seed
     gpus = acquire(1, "evaluate", cpu_only=cfg.device == "cpu")   # before anything starts CUDA
-    paths = {name: getattr(args, name) for name in SOURCES}
-    sets = evaluation_sets({name: _load(path, SOURCES[name].arrays) for name, path in paths.items()}, paths)
+    paths, data = open_sources(args)
+    sets = evaluation_sets(data, paths)
 
     predictor = Predictor(params, args.params, {"phase1": args.phase1, "final": args.phase2})
     scored = score(sets, predictor, predictor.synthetic)
@@ -59,4 +50,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

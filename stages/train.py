@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_phase
+from staged_fer.cli import parser, run_stage
 from staged_fer.training.phase import PhaseName, run
 
 
@@ -38,4 +38,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

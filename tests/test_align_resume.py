@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from staged_fer import store
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from tests.params_baseline import baseline_params
 from tests.test_align_stage import _stage, assert_same_outputs
 
@@ -60,7 +60,7 @@ def reference(tree, module_tmp):
     folder = module_tmp("reference")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store, "SHARD_PHOTOS", BLOCK)
-        assert run_phase(_stage().main, _argv(_params(folder, tree), folder / "out")) == 0
+        assert run_stage(_stage().main, _argv(_params(folder, tree), folder / "out")) == 0
     assert not (folder / ".resume").exists()   # a finished run leaves no work behind
     return folder / "out"
 
@@ -101,7 +101,7 @@ def test_a_killed_run_resumes_from_its_finished_blocks_with_the_same_bytes(tree,
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store, "SHARD_PHOTOS", BLOCK)
-        assert run_phase(_stage().main, _argv(_params(tmp_path, tree, workers=2), out)) == 0
+        assert run_stage(_stage().main, _argv(_params(tmp_path, tree, workers=2), out)) == 0
     finished = sum(min(BLOCK, n - k * BLOCK) for k in done)
     assert _aligning_line(capsys.readouterr().out).startswith(
         f"aligning {n - finished} of {n} images from {tree} ({finished} aligned before")
@@ -125,7 +125,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tree, reference, 
     monkeypatch.setattr(store, "write_shard", fills_up)
     params = _params(tmp_path, tree)
     out = tmp_path / "out"
-    assert run_phase(_stage().main, _argv(params, out)) == 1
+    assert run_stage(_stage().main, _argv(params, out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     work = _work(params)
     assert err[-1] == (f"error: {work}: disk full (No space left on device) writing block 3 of 11; "
@@ -133,7 +133,7 @@ def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes(tree, reference, 
     assert not out.exists() and _done(work) == [0, 1]
 
     monkeypatch.setattr(store, "write_shard", write_shard)
-    assert run_phase(_stage().main, _argv(params, out)) == 0
+    assert run_stage(_stage().main, _argv(params, out)) == 0
     n = _photos(tree)
     assert f"aligning {n - 2 * BLOCK} of {n} images" in _aligning_line(capsys.readouterr().out)
     assert_same_outputs(reference, out)
@@ -154,7 +154,7 @@ def test_a_damaged_block_is_aligned_again(tree, reference, tmp_path, capsys, mon
     out = tmp_path / "out"
     monkeypatch.setattr(store, "write_shard", stops)
     with pytest.raises(KeyboardInterrupt):
-        run_phase(_stage().main, _argv(params, out))
+        run_stage(_stage().main, _argv(params, out))
     monkeypatch.setattr(store, "write_shard", write_shard)
     work = _work(params)
     assert _done(work) == [0, 1, 2]
@@ -165,7 +165,7 @@ def test_a_damaged_block_is_aligned_again(tree, reference, tmp_path, capsys, mon
     with open(work / store.shard_name(2), "r+b") as fh:
         fh.truncate(shard.stat().st_size // 2)    # cut short
     capsys.readouterr()
-    assert run_phase(_stage().main, _argv(params, out)) == 0
+    assert run_stage(_stage().main, _argv(params, out)) == 0
     n = _photos(tree)
     assert f"aligning {n - BLOCK} of {n} images" in _aligning_line(capsys.readouterr().out)
     assert_same_outputs(reference, out)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from faces_samples import write_png, astronaut_gray, write_sfew_fixture
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.faces.outputs import LOG_COLUMNS
 from staged_fer.store import open_store
 from tests.params_baseline import baseline_params
@@ -37,7 +37,7 @@ def _params(tmp_path, root, **align):
 def _run(params_path, out: Path):
     argv = ["--params", str(params_path), "--out", str(out / "target"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
-    return run_phase(_stage().main, argv)
+    return run_stage(_stage().main, argv)
 
 
 def test_stage_writes_the_contract_log_metrics_and_sheets(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.params import section
 from staged_fer.io import save_npz
 from staged_fer.models import ModelsConfig, build_model
@@ -50,7 +50,7 @@ def args(path, **override):
 
 def test_stage_scores_every_labelled_set(workspace):
     from stages.evaluate import main
-    assert run_phase(main, args(workspace)) == 0
+    assert run_stage(main, args(workspace)) == 0
     metrics = json.loads((workspace / "metrics" / "eval.json").read_text())
     assert metrics["synthetic"] is True
     scores = json.loads((workspace / "reports" / "eval" / "scores.json").read_text())
@@ -70,7 +70,7 @@ def test_checkpoint_of_another_model_is_refused(workspace, capsys):
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["model"] = "vgg_m"
     (workspace / "other.yaml").write_text(yaml.safe_dump(params))
-    assert run_phase(main, args(workspace, **{"--params": workspace / "other.yaml",
+    assert run_stage(main, args(workspace, **{"--params": workspace / "other.yaml",
                                               "--metrics": workspace / "m2.json"})) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "phase1.pt: checkpoint holds model 'alexnet'" in err

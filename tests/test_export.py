@@ -9,7 +9,7 @@ import torch
 
 from faces_samples import align_config
 from model_samples import PARAMS, align_record_dlib, small_checkpoint, small_weights, write_small_checkpoint  # noqa: F401
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.export import main, sidecar_path
 from staged_fer.labels import EMOTIONS
 from staged_fer.predict.checkpoint import load_as_recorded
@@ -23,7 +23,7 @@ def exported(module_tmp, small_checkpoint):
     metrics = root / "eval.json"
     metrics.write_text(json.dumps({"model": "alexnet", "target_val": {"accuracy": 0.5, "n": 10}}))
     onnx_path = root / "phase2.onnx"
-    assert run_phase(main, [str(ckpt), "--onnx", str(onnx_path), "--metrics", str(metrics)]) == 0
+    assert run_stage(main, [str(ckpt), "--onnx", str(onnx_path), "--metrics", str(metrics)]) == 0
     return ckpt, onnx_path
 
 
@@ -76,13 +76,13 @@ def test_sidecar_describes_the_run(exported):
 
 def test_existing_output_is_refused_and_older_checkpoints_are_named(exported, tmp_path, capsys):
     ckpt, onnx_path = exported
-    assert run_phase(main, [str(ckpt), "--onnx", str(onnx_path)]) == 1
+    assert run_stage(main, [str(ckpt), "--onnx", str(onnx_path)]) == 1
     assert "exists; pass --overwrite" in capsys.readouterr().err
     old = write_small_checkpoint(tmp_path / "old.pt", {})
     data = torch.load(old, weights_only=True)
     del data["align"]
     torch.save(data, old)
-    assert run_phase(main, [str(old), "--onnx", str(tmp_path / "x.onnx")]) == 1
+    assert run_stage(main, [str(old), "--onnx", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "older checkpoint format" in err[0]
     assert not (tmp_path / "x.onnx").exists()

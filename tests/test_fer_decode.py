@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.data import fer_decode
 from staged_fer.data.fer_decode import PIXELS, decode_fer_buffer, decode_fer_csv
 from staged_fer.errors import PipelineError
@@ -207,7 +207,7 @@ def _stage(tmp_path: Path, csv: Path, synthetic: bool, on_bad_row: str = "fail",
     meta.write_text(json.dumps({"source": "file", "origin": "x", "file": "fer2013.csv", "md5": "0" * 32,
                                 "md5_expected": None, "rows": 12, "synthetic": synthetic}))
     out = tmp_path / "out"
-    rc = run_phase(main, ["--params", str(params), "--csv", str(csv), "--meta", str(meta),
+    rc = run_stage(main, ["--params", str(params), "--csv", str(csv), "--meta", str(meta),
                           "--out", str(out / "fer2013.npz"), "--reports", str(out / "reports")])
     return rc, out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.params import parse, section
 from staged_fer.data.fer_decode import decode_fer_csv
 from staged_fer.data.fer_source import kaggle_download
@@ -357,7 +357,7 @@ def test_stage_error_is_one_line_and_exit_code_1(tmp_path, capsys):
     params["fer"]["path"] = str(tmp_path / "absent.tar.gz")
     path = tmp_path / "params.yaml"
     path.write_text(json.dumps(params))  # JSON is YAML
-    rc = run_phase(main, ["--params", str(path), "--out", str(tmp_path / "raw" / "fer2013.csv"),
+    rc = run_stage(main, ["--params", str(path), "--out", str(tmp_path / "raw" / "fer2013.csv"),
                           "--meta", str(tmp_path / "raw" / "meta.json")])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and err.startswith("error: `fer.path`")
@@ -372,7 +372,7 @@ def test_stage_runs_the_file_source(tmp_path, capsys):
     params = baseline_params()
     params["fer"].update(path=str(src), md5=md5(fer_csv()))
     (tmp_path / "params.yaml").write_text(json.dumps(params))
-    rc = run_phase(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "o.csv"),
+    rc = run_stage(main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "o.csv"),
                           "--meta", str(tmp_path / "o.json")])
     assert rc == 0 and (tmp_path / "o.csv").read_bytes() == fer_csv()
     assert "6 rows" in capsys.readouterr().out

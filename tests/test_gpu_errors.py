@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.training.loop import Trainer
 from tests.params_baseline import baseline_params
@@ -48,7 +48,7 @@ def _phase1(tmp: Path, batch_size: int, **runtime) -> list[str]:
 
 @no_cuda_here
 def test_train_device_cuda_without_cuda_names_the_key(tmp_path, capsys):
-    assert run_phase(_script("train").main, _phase1(tmp_path, 16, device="cuda")) == 1
+    assert run_stage(_script("train").main, _phase1(tmp_path, 16, device="cuda")) == 1
     err = capsys.readouterr().err.strip()
     assert "`runtime.device` is 'cuda' but no CUDA device is available" in err and "\n" not in err
 
@@ -61,7 +61,7 @@ def test_align_device_cuda_without_cuda_names_the_key(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--params", str(params), "--out", str(out / "e.npz"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
-    assert run_phase(_script("align_target").main, argv) == 1
+    assert run_stage(_script("align_target").main, argv) == 1
     err = capsys.readouterr().err.strip()
     assert "`align.device` is 'cuda' but no CUDA device is available" in err and "\n" not in err
     assert not out.exists()
@@ -82,7 +82,7 @@ def _out_of_memory_above(limit: int):
 def test_a_batch_too_large_for_the_gpu_names_the_key_and_a_size_that_fits(tmp_path, capsys, monkeypatch,
                                                                           one_thread, limit, fits):
     monkeypatch.setattr(Trainer, "_step", _out_of_memory_above(limit))
-    assert run_phase(_script("train").main, _phase1(tmp_path, 16)) == 1
+    assert run_stage(_script("train").main, _phase1(tmp_path, 16)) == 1
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr

@@ -13,7 +13,7 @@ import torch
 
 from faces_samples import astronaut_gray, astronaut_rgb, lfw_canvas, write_jpeg, write_png
 from model_samples import align_record_dlib, small_checkpoint, small_weights, write_small_checkpoint  # noqa: F401
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.labels import EMOTIONS
 from staged_fer.predict.__main__ import main
 from staged_fer.predict.run import COLUMNS
@@ -65,7 +65,7 @@ def predicted(inputs):
     argv = [str(root / "astronaut.jpg"), str(root / "lfw"), str(root / "clip.mp4"), str(root / "bad"),
             "--model", str(ckpt), "--out", str(out), "--annotate", str(notes), "--fps", str(SAMPLE_FPS),
             "--device", "cpu", "--workers", "1", "--batch-size", "3", "--quiet"]
-    assert run_phase(main, argv) == 0
+    assert run_stage(main, argv) == 0
     return root, read_rows(out), notes, argv
 
 
@@ -136,10 +136,10 @@ def test_outputs_are_refused_unless_overwrite_and_align_comes_from_the_checkpoin
     run = [str(root / "astronaut.jpg"), "--model", str(strict), "--out", str(out), "--annotate", str(copy),
            "--device", "cpu", "--workers", "1", "--quiet"]
     before = out.read_bytes()
-    assert run_phase(main, run) == 1
+    assert run_stage(main, run) == 1
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert out.read_bytes() == before
-    assert run_phase(main, run + ["--overwrite"]) == 0
+    assert run_stage(main, run + ["--overwrite"]) == 0
     (row,) = read_rows(out)
     assert row["outcome"] == "rejected" and "below align.min_fit 1.0" in row["reason"]
     assert row["p_Happy"] == "" and row["predicted"] == "" and float(row["box_w"]) > 0
@@ -160,7 +160,7 @@ def test_a_checkpoint_predict_cannot_use_is_one_line(inputs, tmp_path, capsys, m
     root, _ = inputs
     ckpt = tmp_path / "other.pt"
     make(ckpt)
-    assert run_phase(main, [str(root / "astronaut.jpg"), "--model", str(ckpt), "--out", str(tmp_path / "p.csv"),
+    assert run_stage(main, [str(root / "astronaut.jpg"), "--model", str(ckpt), "--out", str(tmp_path / "p.csv"),
                             "--device", "cpu", "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {ckpt}") and message in err[0], err
@@ -171,10 +171,10 @@ def test_without_model_predict_takes_the_final_model_where_dvc_yaml_puts_it(inpu
     root, _ = inputs
     monkeypatch.chdir(tmp_path)
     argv = [str(root / "astronaut.jpg"), "--out", "p.csv", "--device", "cpu", "--quiet"]
-    assert run_phase(main, argv) == 1
+    assert run_stage(main, argv) == 1
     assert "dvc.yaml: not found; run this from the repository root" in capsys.readouterr().err
     (tmp_path / "dvc.yaml").write_text("vars:\n  - phase2_model: elsewhere/final.pt\n")
-    assert run_phase(main, argv) == 1
+    assert run_stage(main, argv) == 1
     assert "error: elsewhere/final.pt: checkpoint not found" in capsys.readouterr().err
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.params import section
 from staged_fer.data.fer_source import fetch
 from staged_fer.data.fer_source.fer_params import FerConfig
@@ -97,7 +97,7 @@ def test_align_stops_before_writing_when_the_tree_changes_meanwhile(tmp_path, mo
     out = tmp_path / "out"
     argv = ["--params", str(tmp_path / "params.yaml"), "--out", str(out / "target.npz"), "--log", str(out / "log.csv"),
             "--reports", str(out / "reports"), "--metrics", str(out / "align.json")]
-    assert run_phase(stage.main, argv) == 1
+    assert run_stage(stage.main, argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: `target.root`: ") and "late.png was added" in err
     assert not out.exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from staged_fer.errors import PipelineError
-from staged_fer.evaluation import grid, report
+from staged_fer.evaluation import experiments, grid, report
 from staged_fer.labels import EMOTIONS
 from staged_fer.models import MODELS, PAPER_MODELS
 from staged_fer.pipeline_paths import pipeline_paths
@@ -104,7 +104,7 @@ def reader():
 
 
 def test_parse_exp_show_finds_commits_and_experiments():
-    exps = report.parse_exp_show(EXP_SHOW)
+    exps = experiments.parse_exp_show(EXP_SHOW)
     assert [e.name for e in exps] == ["main", "alexnet-fer28", "vgg_m-fer28-to-target", "vgg_m-fer28",
                                       "alexnet-fer28-to-target", "vgg_m-fer32"]
     queued = exps[-1]
@@ -160,8 +160,8 @@ def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
     # without predictions to pair: one experiment per model and scheme
     main = rev("a" * 40, "main", "alexnet", "fer28", "target")
     saved.write_text(json.dumps([{**main, "experiments": EXP_SHOW[1]["experiments"][:1]}]))
-    from staged_fer.cli import run_phase
-    assert run_phase(report.main, ["--out", str(tmp_path / "out"), "--exp-show", str(saved)]) == 0
+    from staged_fer.cli import run_stage
+    assert run_stage(report.main, ["--out", str(tmp_path / "out"), "--exp-show", str(saved)]) == 0
     out = capsys.readouterr().out
     assert "No pair of finished experiments" in out and "main" not in out  # a commit without a run
     assert (tmp_path / "out" / "report.md").is_file()
@@ -169,7 +169,7 @@ def test_cli_reads_a_saved_exp_show(tmp_path, capsys, no_png):
 
 def test_accuracy_chosen_on_its_own_set_is_starred():
     block = {"accuracy": 0.5, "accuracy_ci95_low": 0.4, "accuracy_ci95_high": 0.6, "selected_here": True}
-    exp = report.Experiment("x", "a" * 40, "alexnet", None, {"target_val": block, "synthetic": False})
+    exp = experiments.Experiment("x", "a" * 40, "alexnet", None, {"target_val": block, "synthetic": False})
     assert report.table_rows([exp])[0][4] == "50.0* [40.0, 60.0]"
     exp.metrics["target_val"] = {**block, "selected_here": False}
     assert report.table_rows([exp])[0][4] == "50.0 [40.0, 60.0]"

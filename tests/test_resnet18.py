@@ -11,7 +11,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from staged_fer.params import load_params, parse
 from staged_fer.errors import PipelineError
-from staged_fer.evaluation import grid, report
+from staged_fer.evaluation import experiments, grid, report
 from staged_fer.models import MODEL_NAMES, PAPER_MODELS, ModelsConfig, build_model, count_parameters, input_spec
 from tests.dvc_project import TINY_PARAMS, DvcProject
 
@@ -83,7 +83,7 @@ def test_grid_adds_it_on_request_only():
 
 
 def test_report_marks_it_beyond_the_paper():
-    exp = report.Experiment("resnet18-fer28", "r" * 40, "resnet18", grid.RECIPE_OF["fer28"],
+    exp = experiments.Experiment("resnet18-fer28", "r" * 40, "resnet18", grid.RECIPE_OF["fer28"],
                             {"target_val": None, "synthetic": False})
     row = report.table_rows([exp])[0]
     assert row[1] == "ResNet-18" and row[report.TABLE_HEADER.index("paper val / test %")] == "beyond the paper"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from staged_fer.cli import run_phase
+from staged_fer.cli import run_stage
 from staged_fer.params import load_params, section
 from staged_fer.data.splits import Bank, Split, save_split
 from staged_fer.inputs.input_params import InputConfig
@@ -69,7 +69,7 @@ def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
     proc = subprocess.run([sys.executable, str(STAGES / "train.py"), *args1(tmp_path)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert run_phase(train.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     s1 = torch.load(tmp_path / "models" / "phase1.pt", weights_only=True)
     s2 = torch.load(tmp_path / "models" / "phase2.pt", weights_only=True)
     for ckpt, scheme in ((s1, "fer28"), (s2, "target")):
@@ -96,8 +96,8 @@ def test_both_stages_train_alexnet_and_write_the_contract(tmp_path):
 
 def test_none_schemes_pass_the_weights_through(tmp_path):
     project(tmp_path, phase1="none", phase2="none")
-    assert run_phase(train.main, args1(tmp_path)) == 0
-    assert run_phase(train.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     s1 = Checkpoint.read(tmp_path / "models" / "phase1.pt")
     s2 = Checkpoint.read(tmp_path / "models" / "phase2.pt")
     assert s1.epoch == 0 and s1.history == [] and s1.scheme == "none" and s1.best_val_acc is None
@@ -115,7 +115,7 @@ def test_none_schemes_pass_the_weights_through(tmp_path):
 
 def test_unknown_model_is_one_line_naming_the_key(tmp_path, capsys):
     project(tmp_path, model="resnet")
-    assert run_phase(train.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "`model` is 'resnet'" in err
     assert all(repr(name) in err for name in MODEL_NAMES)    # the registered ones are listed
@@ -127,17 +127,17 @@ def test_split_of_another_scheme_is_refused(tmp_path, capsys):
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["phase1"]["data"] = "fer32"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert run_phase(train.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     assert "built for scheme 'fer28' but params.yaml `phase1.data` is 'fer32'" in capsys.readouterr().err
 
 
 def test_phase2_refuses_a_phase1_model_of_another_network(tmp_path, capsys):
     project(tmp_path, phase1="none")
-    assert run_phase(train.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["model"] = "vgg_m"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert run_phase(train.main, args2(tmp_path)) == 1
+    assert run_stage(train.main, args2(tmp_path)) == 1
     assert "holds model 'alexnet' but params.yaml `model` is 'vgg_m'" in capsys.readouterr().err
     assert not (tmp_path / "models" / "phase2.pt").exists()
 
@@ -157,7 +157,7 @@ def test_init_is_required_for_phase2_and_refused_for_phase1(tmp_path, capsys):
 
 def test_bad_train_params_name_the_key(tmp_path, capsys):
     project(tmp_path, device="tpu")
-    assert run_phase(train.main, args1(tmp_path)) == 1
+    assert run_stage(train.main, args1(tmp_path)) == 1
     assert "`runtime.device`" in capsys.readouterr().err
 
 
@@ -202,8 +202,8 @@ def test_select_train_split_picks_the_epoch_on_held_out_training_faces(tmp_path)
     raw = yaml.safe_load(params.read_text())
     raw["phase2"].update(select="train_split", select_share=0.25, epochs=2)
     params.write_text(yaml.safe_dump(raw))
-    assert run_phase(train.main, args1(tmp_path)) == 0
-    assert run_phase(train.main, args2(tmp_path)) == 0
+    assert run_stage(train.main, args1(tmp_path)) == 0
+    assert run_stage(train.main, args2(tmp_path)) == 0
     ckpt = torch.load(tmp_path / "models" / "phase2.pt", weights_only=True)
     assert ckpt["selected_on"] == ["Target Train (held out for selection)"]
     assert ckpt["best_val_acc"] == max(h["val_acc"] for h in ckpt["history"])

@@ -16,7 +16,8 @@ and every step is a numpy operation over many rows at once:
 
 Lines the vectorised checks flag are diagnosed one at a time with plain Python, which
 words the message (and keeps the fast path honest: a flagged line with no findable problem
-is a bug, not bad data).
+is a bug, not bad data). The fast path and the diagnosis are one module because they must
+agree on what a well-formed line is, byte for byte.
 """
 from __future__ import annotations
 

@@ -24,6 +24,10 @@ A split also carries the `align` record of the face store (staged_fer/faces/reco
 model will meet aligned faces: when it trains on target-set faces, and for scheme ``none``, whose
 pass-through model is the one scored on them. A FER-only split carries none, so a change of
 the align params never rewrites it (and never retrains a FER-only phase 1).
+
+The registry of sources, the schemes composed from it and the split folders written from
+both are one module: each is a view of the same ``Source``/``Bank`` records, and a new source
+is one registry entry here.
 """
 from __future__ import annotations
 
@@ -126,6 +130,23 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("target", "Target", "aligned target-set faces", "split", ("Train", "Val"), target_bank, "paths",
            (ScoredPart("Val", "val", ("final", "phase1")), ScoredPart("Test", "test", only_if_all_labelled=True))),
 )}
+
+
+def add_source_arguments(p) -> None:
+    """One required ``--<name>`` per registered source, for the stages that read them all
+    (build_splits, evaluate)."""
+    for source in SOURCES.values():
+        p.add_argument(f"--{source.name}", required=True, help=f"{source.arrays} (.npz or face store)")
+
+
+def open_sources(args) -> tuple[dict[str, str], dict[str, dict]]:
+    """Each source's path as ``args`` names it, and its arrays (memory-mapped); a missing one
+    stops with one line naming it."""
+    paths = {name: getattr(args, name) for name in SOURCES}
+    for name, path in paths.items():
+        if not Path(path).exists():
+            raise PipelineError(f"{path}: {SOURCES[name].arrays} not found (run `dvc repro`)")
+    return paths, {name: open_faces(path) for name, path in paths.items()}
 PARTS = tuple(f"{s.name}.{p}" for s in SOURCES.values() for p in s.parts)
 
 

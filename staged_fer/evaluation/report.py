@@ -9,16 +9,17 @@ Reads `dvc exp show --json` (run here unless --exp-show names a saved copy) and,
 McNemar tests, each experiment's predictions CSV from the DVC cache (`dvc.api.read` at the
 experiment's commit); where evaluate wrote both, dvc.yaml's `vars` say (`eval_metrics`,
 `eval_reports`). Writes <out>/report.md and <out>/table.png. Run it from the repository root.
+
+Reading the runs is staged_fer/evaluation/experiments.py; this module is the one document made
+from them, its tables, paper lookups and comparisons kept together so that each table's
+columns and the text that explains them stay side by side.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
@@ -27,11 +28,11 @@ import numpy as np
 
 from ..errors import PipelineError
 from ..io import save_figure, write_text
-from ..labels import LABEL_OF
 from ..models import MODEL_NAMES, MODELS, PAPER_MODELS
 from ..models.entry import PaperResult
 from ..pipeline_paths import DVC_YAML, pipeline_paths
-from .grid import RECIPES, Recipe, recipe_of_params
+from .experiments import Experiment, dvc_reader, exp_show_json, lookup, paired_predictions, paired_test, parse_exp_show
+from .grid import RECIPES, Recipe
 from .scoring import predictions_file
 from .stats import McNemar, mcnemar
 
@@ -41,65 +42,6 @@ from .stats import McNemar, mcnemar
 PAPER_DIRECT_TEST = 37.8
 CHALLENGE_BASELINE = (35.96, 39.13)
 BEYOND_PAPER = "beyond the paper"
-
-
-@dataclass
-class Experiment:
-    name: str
-    rev: str
-    model: str | None
-    recipe: Recipe | None
-    metrics: dict | None               # evaluate's metrics file, None when the run has none
-    state: str = "success"             # success | queued | running | failed | ...
-    params: dict = field(default_factory=dict)
-    commit: bool = False               # a Git commit (baseline) rather than an experiment
-
-    @property
-    def seed(self):
-        return self.params.get("seed")
-
-
-def _get(d: dict | None, *keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
-
-
-def _experiment(entry: dict, state: str, metrics_file: str) -> Experiment:
-    data = entry.get("data") or {}
-    params = _get(data, "params", "params.yaml", "data") or {}
-    model = params.get("model")
-    s1, s2 = _get(params, "phase1", "data"), _get(params, "phase2", "data")
-    recipe = recipe_of_params(s1, s2) if s1 and s2 else None
-    metrics = _get(data, "metrics", metrics_file, "data")
-    return Experiment(entry.get("name") or str(entry.get("rev", ""))[:7], str(entry.get("rev", "")),
-                      model, recipe, metrics or None, state, params)
-
-
-def parse_exp_show(doc: list, metrics_file: str | None = None) -> list[Experiment]:
-    """Commits and their experiments from `dvc exp show --json`, the workspace left out.
-    ``metrics_file``: evaluate's metrics JSON, as `dvc exp show` keys it (dvc.yaml's
-    `eval_metrics` when not given)."""
-    if metrics_file is None:
-        metrics_file = pipeline_paths()["eval_metrics"]
-    if not isinstance(doc, list):
-        raise PipelineError("dvc exp show --json: expected a list of commits")
-    out = []
-    for commit in doc:
-        if commit.get("rev") == "workspace":
-            continue
-        base = _experiment(commit, "success" if not commit.get("error") else "failed", metrics_file)
-        base.commit = True
-        out.append(base)
-        for exp in commit.get("experiments") or []:
-            state = _get(exp, "executor", "state") or "success"
-            for rev in exp.get("revs") or []:
-                if rev.get("error"):
-                    state = "failed"
-                out.append(_experiment(rev, state, metrics_file))
-    return out
 
 
 def _pct(x) -> str:
@@ -153,8 +95,8 @@ def table_rows(experiments: Iterable[Experiment]) -> list[list[str]]:
             # With no phase 1 the "phase-1 model" is ImageNet's with an untrained head: no number.
             "-" if e.recipe and e.recipe.phase1 == "none" else _interval(m.get("target_val_phase1")),
             _interval(m.get("fer_public_test")), _interval(m.get("fer_private_test")),
-            "-" if _get(m, "target_val", "macro_f1") is None else f"{m['target_val']['macro_f1']:.3f}",
-            _pct(_get(m, "target_val", "cost_accuracy")), _paper(e.model, e.recipe),
+            "-" if lookup(m, "target_val", "macro_f1") is None else f"{m['target_val']['macro_f1']:.3f}",
+            _pct(lookup(m, "target_val", "cost_accuracy")), _paper(e.model, e.recipe),
             "synthetic" if m.get("synthetic") else "real",
         ])
     return rows
@@ -189,7 +131,7 @@ def cells(experiments: Iterable[Experiment], split: str) -> list[Cell]:
     """The finished experiments (commits left out) grouped into cells, in the table's order."""
     groups: dict[str, Cell] = {}
     for e in sorted(experiments, key=_order):
-        if e.commit or _get(e.metrics, split, "accuracy") is None:
+        if e.commit or lookup(e.metrics, split, "accuracy") is None:
             continue
         key = json.dumps({k: v for k, v in e.params.items() if k != "seed"}, sort_keys=True)
         groups.setdefault(key, Cell(e.model, e.recipe, {})).runs.setdefault(e.seed, e)
@@ -215,11 +157,11 @@ def cell_rows(cs: Sequence[Cell]) -> list[list[str]]:
     for c in cs:
         runs = list(c.runs.values())
         phase1 = [] if c.recipe and c.recipe.phase1 == "none" else [
-            _get(e.metrics, "target_val_phase1", "accuracy") for e in runs]
+            lookup(e.metrics, "target_val_phase1", "accuracy") for e in runs]
         rows.append([MODELS[c.model].title if c.model in MODELS else str(c.model),
                      c.recipe.paper if c.recipe else "other", c.recipe.fine_tuning if c.recipe else "-",
                      ", ".join(str(seed) for seed in c.runs),
-                     _spread([_get(e.metrics, "target_val", "accuracy") for e in runs]),
+                     _spread([lookup(e.metrics, "target_val", "accuracy") for e in runs]),
                      _spread([x for x in phase1 if x is not None]), _paper(c.model, c.recipe),
                      "synthetic" if any(e.metrics.get("synthetic") for e in runs) else "real"])
     return rows
@@ -268,51 +210,6 @@ def seed_comparisons(cs: Sequence[Cell], split: str, predictions: str,
 
 def _cell_name(c: Cell) -> str:
     return f"{c.model} {c.recipe.paper if c.recipe else 'other'}"
-
-
-def read_predictions(text: str, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ids, true and predicted label ids from a predictions CSV written by `evaluate`."""
-    reader = csv.DictReader(io.StringIO(text))
-    ids, true, pred = [], [], []
-    for line, row in enumerate(reader, start=2):
-        try:
-            ids.append(row["id"])
-            true.append(LABEL_OF[row["true"]])
-            pred.append(LABEL_OF[row["predicted"]])
-        except KeyError as exc:
-            raise PipelineError(f"{where}: line {line}: missing column or unknown class {exc}") from None
-    return np.array(ids, dtype=str), np.array(true), np.array(pred)
-
-
-def paired_predictions(a: Experiment, b: Experiment, path: str,
-                       read: Callable[[str, str], str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True labels and the two experiments' predictions in the predictions CSV ``path``,
-    matched by sample id."""
-    ids_a, true_a, pred_a = read_predictions(read(path, a.rev), f"{path}@{a.name}")
-    ids_b, true_b, pred_b = read_predictions(read(path, b.rev), f"{path}@{b.name}")
-    order_a, order_b = np.argsort(ids_a), np.argsort(ids_b)
-    if not np.array_equal(ids_a[order_a], ids_b[order_b]):
-        raise PipelineError(f"{path}: experiments {a.name} and {b.name} scored different samples; "
-                            f"McNemar needs the same split (rerun both on the same data)")
-    if not np.array_equal(true_a[order_a], true_b[order_b]):
-        raise PipelineError(f"{path}: experiments {a.name} and {b.name} disagree on the true labels")
-    return true_a[order_a], pred_a[order_a], pred_b[order_b]
-
-
-def paired_test(a: Experiment, b: Experiment, path: str, read: Callable[[str, str], str]) -> McNemar:
-    """McNemar between two experiments' predictions in the predictions CSV ``path``, matched by
-    sample id."""
-    return mcnemar(*paired_predictions(a, b, path, read))
-
-
-def dvc_reader(path: str, rev: str) -> str:
-    import dvc.api
-    try:
-        return dvc.api.read(path, rev=rev)
-    except Exception as exc:  # dvc raises many types; each means the same thing here
-        raise PipelineError(f"{path} at experiment commit {rev[:7]}: cannot read it from the DVC cache "
-                            f"({type(exc).__name__}: {exc}); run `dvc exp pull` for experiments run elsewhere, "
-                            f"or run the report in the repository that ran them") from None
 
 
 def _seed_lines(cs: Sequence[Cell], comparisons: Sequence[SeedComparison], split: str) -> list[str]:
@@ -418,15 +315,6 @@ def build_report(doc: list, out: str | Path, *, split: str = "target_val",
     return text
 
 
-def exp_show_json(path: str | None) -> list:
-    if path:
-        return json.loads(Path(path).read_text())
-    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PipelineError(f"`dvc exp show --json` failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -441,5 +329,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from ..cli import run_phase
-    sys.exit(run_phase(main))
+    from ..cli import run_stage
+    sys.exit(run_stage(main))

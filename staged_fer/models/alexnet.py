@@ -7,22 +7,17 @@ from torch import nn
 from torchvision.models import AlexNet, AlexNet_Weights
 
 from . import torchvision_weights
-from .shared_params import Weights, check_input_size
+from .shared_params import WeightsAndSize
 from .entry import ModelEntry, PaperResult
-from .init import he_init
 from .input_spec import InputSpec
 
 WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
-MIN_INPUT_SIZE = 63   # pool5 at least 1x1
 
 
 @dataclass(frozen=True)
-class AlexNetConfig:
-    weights: Weights
-    input_size: int
-
-    def __post_init__(self) -> None:
-        check_input_size(self.input_size, "alexnet", MIN_INPUT_SIZE)
+class AlexNetConfig(WeightsAndSize):
+    model = "alexnet"
+    min_input_size = 63   # pool5 at least 1x1
 
 
 def input_spec(cfg: AlexNetConfig) -> InputSpec:
@@ -30,11 +25,7 @@ def input_spec(cfg: AlexNetConfig) -> InputSpec:
 
 
 def build(cfg: AlexNetConfig, num_classes: int, imagenet: bool) -> nn.Module:
-    model = AlexNet()
-    if imagenet:
-        model.load_state_dict(torchvision_weights.state_dict(WEIGHTS, "alexnet"))
-    else:
-        he_init(model)
+    model = torchvision_weights.initialise(AlexNet(), WEIGHTS, "alexnet", imagenet)
     old = model.classifier[6]
     model.classifier[6] = nn.Linear(old.in_features, num_classes)
     return model
@@ -47,4 +38,4 @@ PAPER = (PaperResult("fer28", 46.9, 54.0, "S1"), PaperResult("fer28-to-target", 
          PaperResult("fer32-to-target", 44.1, 50.5, "S7"))
 
 ENTRY = ModelEntry(name="alexnet", title="AlexNet", paper=PAPER, config=AlexNetConfig, build=build,
-                   input_spec=input_spec, default_input_size=227, min_input_size=MIN_INPUT_SIZE)
+                   input_spec=input_spec, default_input_size=227, min_input_size=AlexNetConfig.min_input_size)

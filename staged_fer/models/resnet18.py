@@ -12,22 +12,17 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from . import torchvision_weights
-from .shared_params import Weights, check_input_size
+from .shared_params import WeightsAndSize
 from .entry import ModelEntry
-from .init import he_init
 from .input_spec import InputSpec
 
 WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
-MIN_INPUT_SIZE = 32   # the total stride: layer4 at least 1x1
 
 
 @dataclass(frozen=True)
-class ResNet18Config:
-    weights: Weights
-    input_size: int
-
-    def __post_init__(self) -> None:
-        check_input_size(self.input_size, "resnet18", MIN_INPUT_SIZE)
+class ResNet18Config(WeightsAndSize):
+    model = "resnet18"
+    min_input_size = 32   # the total stride: layer4 at least 1x1
 
 
 def input_spec(cfg: ResNet18Config) -> InputSpec:
@@ -35,14 +30,10 @@ def input_spec(cfg: ResNet18Config) -> InputSpec:
 
 
 def build(cfg: ResNet18Config, num_classes: int, imagenet: bool) -> nn.Module:
-    model = resnet18()
-    if imagenet:
-        model.load_state_dict(torchvision_weights.state_dict(WEIGHTS, "resnet18"))
-    else:
-        he_init(model)
+    model = torchvision_weights.initialise(resnet18(), WEIGHTS, "resnet18", imagenet)
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
 
 
 ENTRY = ModelEntry(name="resnet18", title="ResNet-18", paper=(), config=ResNet18Config, build=build,
-                   input_spec=input_spec, default_input_size=224, min_input_size=MIN_INPUT_SIZE)
+                   input_spec=input_spec, default_input_size=224, min_input_size=ResNet18Config.min_input_size)

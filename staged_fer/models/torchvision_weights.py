@@ -7,9 +7,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from torch import nn
 from torchvision.models import WeightsEnum
 
 from ..errors import PipelineError
+from .init import he_init
 from .input_spec import InputSpec
 
 
@@ -24,6 +26,15 @@ def imagenet_input_spec(weights: WeightsEnum, size: int) -> InputSpec:
     transform = weights.transforms()
     return InputSpec(size=size, mean=tuple(255.0 * m for m in transform.mean),
                      std=tuple(255.0 * s for s in transform.std), channel_order="RGB")
+
+
+def initialise(model: nn.Module, weights: WeightsEnum, name: str, imagenet: bool) -> nn.Module:
+    """``model`` with its ImageNet ``weights`` (``imagenet``), else He-normal random init."""
+    if imagenet:
+        model.load_state_dict(state_dict(weights, name))
+    else:
+        he_init(model)
+    return model
 
 
 def state_dict(weights: WeightsEnum, model: str) -> dict[str, torch.Tensor]:

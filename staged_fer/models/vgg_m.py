@@ -8,13 +8,13 @@ Caffe layers so that the converter can map blobs by name.
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..io import MD5_HEX
 from .caffe import load_vgg_m_imagenet
 from .shared_params import Weights, check_input_size
 from .entry import ModelEntry, PaperResult
@@ -40,8 +40,6 @@ SCRATCH_STD_RGB = (58.395, 57.12, 57.375)
 POOL5_SIZE = 6
 MIN_INPUT_SIZE = 41   # pool5 at least 1x1
 
-_MD5 = re.compile(r"[0-9a-f]{32}")
-
 
 @dataclass(frozen=True)
 class VggMConfig:
@@ -52,9 +50,10 @@ class VggMConfig:
 
     def __post_init__(self) -> None:
         check_input_size(self.input_size, "vgg_m", MIN_INPUT_SIZE)
-        if self.caffemodel_md5 is not None and not _MD5.fullmatch(self.caffemodel_md5):
+        md5 = self.caffemodel_md5
+        if md5 is not None and not (MD5_HEX.fullmatch(md5) and md5 == md5.lower()):
             raise ValueError(
-                f"caffemodel_md5 {self.caffemodel_md5!r} is not 32 lower-case hex digits (or null to accept any file)")
+                f"caffemodel_md5 {md5!r} is not 32 lower-case hex digits (or null to accept any file)")
 
 
 def input_spec(cfg: VggMConfig) -> InputSpec:

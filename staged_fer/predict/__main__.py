@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import run_phase
+from ..cli import run_stage
 from ..errors import PipelineError
 from ..pipeline_paths import pipeline_paths
 
@@ -81,4 +81,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_phase(main))
+    sys.exit(run_stage(main))

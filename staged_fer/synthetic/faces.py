@@ -13,7 +13,9 @@ to: shadowed eye sockets and dark brows above brighter cheeks, a bright nose bri
 the eyes, a darker mouth, and a face oval that is lit and shaded like a convex surface.
 
 Geometry is expressed in units of the face half-width ``a`` with the origin at the centre
-of the face oval and y pointing down, then scaled into a square patch.
+of the face oval and y pointing down, then scaled into a square patch. The renderer is one
+module because every feature is drawn in that one frame, relative to the others (brows above
+eyes, shadows under brows): split, a face's geometry would be spread over files.
 """
 from __future__ import annotations
 

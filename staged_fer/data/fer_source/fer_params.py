@@ -1,11 +1,10 @@
 """The `fer` section of params.yaml."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
+from ...io import MD5_HEX
 
 
 @dataclass(frozen=True)
@@ -34,5 +33,5 @@ class FerConfig:
     ferplus_path: str
 
     def __post_init__(self) -> None:
-        if self.md5 is not None and self.md5 != "canonical" and not HEX_MD5.fullmatch(self.md5):
+        if self.md5 is not None and self.md5 != "canonical" and not MD5_HEX.fullmatch(self.md5):
             raise ValueError(f"`md5` is {self.md5!r}; expected `canonical`, a 32-digit hex MD5 or null")
