@@ -23,6 +23,7 @@ from staged_fer.cli import parser, run_stage
 from staged_fer.config import load_params, read_stage_params
 from staged_fer.data.emotiw import EmotiwConfig, scan_sfew, warn_empty
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
+from staged_fer.faces.photos import Photos
 from staged_fer.errors import PipelineError
 from staged_fer.faces.config import AlignConfig
 from staged_fer.faces.blocks import BlockStore
@@ -76,7 +77,7 @@ def _align(root: Path, emotiw, align, fan, work_root: Path, key_parts: tuple) ->
     resumed = f" ({len(scan.tasks) - todo} aligned before, kept in {work.dir})" if todo < len(scan.tasks) else ""
     print(f"aligning {todo} of {len(scan.tasks)} images from {where}{resumed} with {align.landmarks} "
           f"landmarks, {worker_count(align.workers)} worker(s)", flush=True)
-    work.align(root, align, fan, progress=_progress())
+    work.align(Photos(root, scan.archived), align, fan, progress=_progress())
     return scan, work
 
 

@@ -20,9 +20,10 @@ import numpy as np
 
 from . import geometry
 from .config import AlignConfig
-from .decode import Unreadable, read_gray
+from .decode import Unreadable, decode_gray
 from .detection import ATTEMPTS, Detection, FaceDetector, Scene
 from .landmarks import DlibLandmarker, FanLandmarker, Landmarker
+from .photos import Photos
 
 # Candidates tried per attempt, largest first: a large false positive (a poster, a pattern)
 # must not hide the real face behind it, but a crowd must not cost a landmark fit per face.
@@ -98,12 +99,12 @@ def _first_found(detector: FaceDetector, scene: Scene, start: int,
     return len(ATTEMPTS), []
 
 
-def _read_and_detect(task: ImageTask, root: Path, detector: FaceDetector) -> tuple[Detected | Result, Scene | None]:
+def _read_and_detect(task: ImageTask, photos: Photos, detector: FaceDetector) -> tuple[Detected | Result, Scene | None]:
     """The first attempt's finds, and the photo's working copies for the attempts after it."""
     if task.skip_reason:
         return Result(task, DROPPED, task.skip_reason), None
     try:
-        gray = read_gray(root / task.path)
+        gray = decode_gray(photos.read(task.path))
     except Unreadable as exc:
         return Result(task, UNREADABLE, str(exc)), None
     return detect_gray(task, gray, detector)
@@ -115,8 +116,8 @@ def detect_gray(task: ImageTask, gray: np.ndarray, detector: FaceDetector) -> tu
     return Detected(task, gray, found, attempt), scene
 
 
-def detect_one(task: ImageTask, root: Path, detector: FaceDetector) -> Detected | Result:
-    return _read_and_detect(task, root, detector)[0]
+def detect_one(task: ImageTask, root: str | Path | Photos, detector: FaceDetector) -> Detected | Result:
+    return _read_and_detect(task, Photos.of(root), detector)[0]
 
 
 def _shift(box, by: float):
@@ -241,16 +242,16 @@ def _fall_back(task: ImageTask, gray: np.ndarray, cfg: AlignConfig, best: _Rejec
 _worker: dict = {}
 
 
-def _init_worker(root: str, cfg: AlignConfig, with_dlib: bool) -> None:
+def _init_worker(photos: Photos, cfg: AlignConfig, with_dlib: bool) -> None:
     cv2.setNumThreads(1)   # one process per core already; OpenCV's own threads would oversubscribe
-    _worker["root"] = Path(root)
+    _worker["photos"] = photos
     _worker["cfg"] = cfg
     _worker["detector"] = FaceDetector(cfg.detector, cfg.pad)
     _worker["landmarker"] = DlibLandmarker() if with_dlib else None
 
 
 def _work(task: ImageTask) -> Detected | Result:
-    det, scene = _read_and_detect(task, _worker["root"], _worker["detector"])
+    det, scene = _read_and_detect(task, _worker["photos"], _worker["detector"])
     if isinstance(det, Result) or _worker["landmarker"] is None:
         return det
     return finish_one(det, _worker["landmarker"], _worker["cfg"], _worker["detector"], scene)
@@ -270,10 +271,11 @@ def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
     return item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]]
 
 
-def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+def align_stream(tasks: Sequence[ImageTask], root: str | Path | Photos, cfg: AlignConfig,
                  fan: FanLandmarker | None = None) -> Iterator[Result]:
     """Each task's result, in task order, as it is ready; ``fan`` given: workers detect and FAN
-    runs here on the faces of several images at once, else dlib runs in the workers.
+    runs here on the faces of several images at once, else dlib runs in the workers. ``root``
+    is the tree's folder, or its Photos where splits are placed as archives.
 
     With FAN, the workers hand over the first attempt that found boxes; the later attempts,
     needed only when FAN rejects all of them, run here with this process's own cascades.
@@ -281,13 +283,13 @@ def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
     """
     n = worker_count(cfg.workers)
     detector = FaceDetector(cfg.detector, cfg.pad) if fan is not None else None
-    stream = _run(tasks, str(root), cfg, fan is None, n)
+    stream = _run(tasks, Photos.of(root), cfg, fan is None, n)
     fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
     for item, landmarker in fitted:
         yield item if isinstance(item, Result) else finish_one(item, landmarker or fan, cfg, detector)
 
 
-def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+def align_all(tasks: Sequence[ImageTask], root: str | Path | Photos, cfg: AlignConfig,
               fan: FanLandmarker | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Result]:
     """Every task's result (see :func:`align_stream`), in task order."""
@@ -299,20 +301,21 @@ def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
     return results
 
 
-def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
+def _run(tasks: Sequence[ImageTask], photos: Photos, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
     if n <= 1 or len(tasks) <= 1:
         threads = cv2.getNumThreads()
-        _init_worker(root, cfg, with_dlib)
+        _init_worker(photos, cfg, with_dlib)
         try:
             yield from map(_work, tasks)
         finally:
             _worker.clear()
+            photos.close()
             cv2.setNumThreads(threads)
         return
     # spawn: workers never inherit CUDA state or the threads of torch/OpenCV from this process.
     ctx = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(tasks) // (4 * n)))
-    with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(root, cfg, with_dlib)) as pool:
+    with ctx.Pool(min(n, len(tasks)), initializer=_init_worker, initargs=(photos, cfg, with_dlib)) as pool:
         # A window at a time, the next one already submitted: the workers never run more than
         # two windows ahead of this process (a pool's results would otherwise pile up here,
         # photos and all, whenever the landmark step is the slower one).
