@@ -35,7 +35,7 @@ TABLES = {
     "bench_dvc_status.py": [r"(?m)^folders: ", r"(?m)^archives: ", r"(?m)^  no-op status( +[\d.]+){4} +[\d.]+x$",
                             r"(?m)^  queued run +[\d.]+ +- +[\d.]+ +- +[\d.]+x$",
                             r"(?m)^  pack \(PACK=1\)( +[\d.]+){4} +[\d.]+x$",
-                            r"archives / folders at 50 photos, wall: make data [\d.]+x, .*no-op status [\d.]+x"],
+                            r"archives / folders at 50 photos, wall \(.*\): make data [\d.]+x, .*no-op status [\d.]+x"],
     "bench_input_path.py": [r"\[1\] .*", r"\[2\] input path alone at 227 px, batch 16, 64 faces",
                             r"ImageFolder \+ DataLoader, 1 workers +[\d.]+"],
     "bench_queue_checkout.py": [r"\(one-file tree\) +[\d.]+ +[\d.]+ +1", r"(?m)^hardlink +[\d.]+ +0\.0 +100$",

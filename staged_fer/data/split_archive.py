@@ -1,14 +1,15 @@
 """A split of the target set as one zip archive: ``<root>/Train.zip`` in place of ``<root>/Train/``.
 
 DVC records a folder file by file: every `dvc status` looks at each photo, and every queued
-experiment links each one into its own copy, which at a few hundred thousand photos costs
-minutes a time (benchmarks/bench_dvc_status.py, docs/large-datasets.md). An archive is one file
-to DVC, hashed once and linked once. So a split may be placed as ``<split folder name>.zip``
-holding what the folder would (``Angry/x.jpg``, ... relative to the split folder);
-``make data PACK=1`` (staged_fer/data/raw_pack.py) replaces placed split folders by such
-archives. This module says what a split holds, placed either way, as the scan reads it; the
-aligner reads the photos through staged_fer/faces/photos.py. Both see the same paths either
-way (``Train/Angry/x.jpg``), so the same photos give the same faces, log and store byte for byte.
+experiment links each one into its own copy, which at 300,000 photos costs tens of seconds a
+command and a minute or more an experiment (benchmarks/bench_dvc_status.py,
+docs/large-datasets.md). An archive is one file to DVC, hashed once and linked once. So a split
+may be placed as ``<split folder name>.zip`` holding what the folder would (``Angry/x.jpg``, ...
+relative to the split folder); ``make data PACK=1`` (staged_fer/data/raw_pack.py) replaces
+placed split folders by such archives. This module says what a split holds, placed either way,
+as the scan reads it; the aligner reads the photos through staged_fer/faces/photos.py. Both see
+the same paths either way (``Train/Angry/x.jpg``), so the same photos give the same faces, log
+and store byte for byte.
 """
 from __future__ import annotations
 
