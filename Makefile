@@ -39,7 +39,10 @@ docs: $(STAMP)
 
 # Record the raw data placed at params.yaml's paths (data/external/...) in DVC's cache, so that
 # queued and --temp experiments and other clones see it; commit the .dvc files it names.
+# PACK=1 first replaces each split folder of the target tree by its zip archive, one file to
+# DVC instead of one per photo (docs/large-datasets.md): make data PACK=1
 data: $(STAMP)
+	$(if $(PACK),python -m staged_fer.data.raw_pack)
 	python -m staged_fer.data.raw_record
 
 demo: $(STAMP)

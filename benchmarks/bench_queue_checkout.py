@@ -19,9 +19,7 @@ system cannot do (reflink on ext4) fails, and DVC's line says so.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +30,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import parse, parser, positive_int  # noqa: E402
+from benchmarks.common import parse, parser, positive_int, tool  # noqa: E402
 
-DVC = Path(sys.executable).parent / "dvc"
 TYPES = ("copy", "symlink", "hardlink", "reflink")
 
 # The stage: the bytes of photos in this copy not shared with the cache (copies' own blocks;
@@ -52,21 +49,11 @@ json.dump({"files": files, "own_bytes": own}, open(sys.argv[1], "w"))
 """
 
 
-def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@b", "PATH": f"{DVC.parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 def project(dest: Path, photos: int, kb: int, result: Path) -> Path:
     dest.mkdir()
-    run(dest, "git", "init", "-q")
-    run(dest, "dvc", "init", "-q")
-    run(dest, "dvc", "config", "core.analytics", "false")
+    tool(dest, "git", "init", "-q")
+    tool(dest, "dvc", "init", "-q")
+    tool(dest, "dvc", "config", "core.analytics", "false")
     rng = np.random.default_rng(0)
     for i in range(photos):
         folder = dest / "photos" / f"{i // 1000:03d}"
@@ -79,18 +66,18 @@ def project(dest: Path, photos: int, kb: int, result: Path) -> Path:
     (dest / "dvc.yaml").write_text("stages:\n  measure:\n"
                                    f"    cmd: python measure.py {result} && echo done > done.txt\n"
                                    "    deps: [photos, measure.py]\n    outs: [done.txt]\n")
-    run(dest, "dvc", "add", "-q", "photos")
-    run(dest, "git", "add", "-A")
-    run(dest, "git", "commit", "-qm", "tree")
+    tool(dest, "dvc", "add", "-q", "photos")
+    tool(dest, "git", "add", "-A")
+    tool(dest, "git", "commit", "-qm", "tree")
     return dest
 
 
 def one(dest: Path, cache_type: str, result: Path) -> tuple[float, dict] | str:
-    run(dest, "dvc", "config", "cache.type", cache_type)
-    run(dest, "git", "commit", "-qam", cache_type)
+    tool(dest, "dvc", "config", "cache.type", cache_type)
+    tool(dest, "git", "commit", "-qam", cache_type)
     result.unlink(missing_ok=True)
     start = time.perf_counter()
-    done = run(dest, "dvc", "exp", "run", "--temp", "--force", check=False)
+    done = tool(dest, "dvc", "exp", "run", "--temp", "--force", check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         return (done.stderr.strip().splitlines() or ["?"])[-1]

@@ -41,22 +41,16 @@ import yaml
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, parse, parser, positive_int  # noqa: E402
+from benchmarks.common import REPO, parse, parser, positive_int, target_tree  # noqa: E402
 
-SHARES = (("Train", 0.7), ("Val", 0.2), ("Test", 0.1))
 MAX_SPREAD = 0.10
 
 
 def build_tree(root: Path, pool: list[Path], n: int) -> None:
     """N photo names in a class-folder tree, hard links to the pool's photos."""
-    from staged_fer.synthetic.sfew import SFEW_FOLDERS
-    cuts = np.cumsum([round(share * n) for _, share in SHARES])
-    cuts[-1] = n
-    for i in range(n):
-        split = SHARES[int(np.searchsorted(cuts, i, side="right"))][0]
-        folder = root / split if split == "Test" else root / split / SFEW_FOLDERS[i % len(SFEW_FOLDERS)]
-        folder.mkdir(parents=True, exist_ok=True)
-        os.link(pool[i % len(pool)], folder / f"p{i:07d}.png")
+    for i, rel in enumerate(target_tree(n, ".png")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.link(pool[i % len(pool)], root / rel)
 
 
 def write_params(path: Path, tree: Path, workers: int, size: int, batch: int) -> None:

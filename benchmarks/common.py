@@ -1,4 +1,5 @@
-"""What every benchmark shares: its command line, the real data it may read, and how it skips.
+"""What every benchmark shares: its command line, the real data it may read, how it skips, the
+target tree it builds, and how it runs git and dvc.
 
 Each benchmark takes ``--quick``: a token-size run of every code path it has, in seconds, which
 the test suite runs (tests/test_benchmarks.py) so that a benchmark broken by a change of the
@@ -8,6 +9,8 @@ library fails a test instead of waiting for the next person who runs it. Flags g
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -73,3 +76,37 @@ def skip(reason: str) -> NoReturn:
     """One line saying why nothing was measured; exit code 0 (a missing input is not a failure)."""
     print(f"skipped: {reason}", flush=True)
     sys.exit(0)
+
+
+# A target set's class-folder tree as the benchmarks build it: 70% Train, 20% Val, 10% Test.
+TREE_SHARES = (("Train", 0.7), ("Val", 0.2), ("Test", 0.1))
+
+
+def target_tree(n: int, suffix: str) -> list[str]:
+    """The relative paths of ``n`` photos in a class-folder tree split as TREE_SHARES: the
+    labelled splits' photos spread over the seven emotion folders in turn, Test's unlabelled."""
+    import numpy as np
+
+    from staged_fer.synthetic.sfew import SFEW_FOLDERS
+    cuts = np.cumsum([round(share * n) for _, share in TREE_SHARES])
+    cuts[-1] = n
+    paths = []
+    for i in range(n):
+        split = TREE_SHARES[int(np.searchsorted(cuts, i, side="right"))][0]
+        folder = split if split == "Test" else f"{split}/{SFEW_FOLDERS[i % len(SFEW_FOLDERS)]}"
+        paths.append(f"{folder}/p{i:07d}{suffix}")
+    return paths
+
+
+def tool(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``cmd`` (git, dvc, this venv's python) in ``cwd``, its output captured: this venv's bin
+    first on PATH, DVC's analytics off, Git with an identity of its own and none of the user's
+    config. With ``check``, a failure exits naming the command, with its output."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@b", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result

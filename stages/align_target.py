@@ -19,10 +19,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staged_fer.cli import parser, run_stage
+from staged_fer.cli import parser, run_phase
 from staged_fer.params import load_params, read_stage_params
 from staged_fer.data.target import TargetConfig, scan_sfew, warn_empty
 from staged_fer.data.raw_snapshot import check_unchanged, snapshot
+from staged_fer.faces.photos import Photos
 from staged_fer.errors import PipelineError
 from staged_fer.faces.align_params import AlignConfig
 from staged_fer.faces.blocks import BlockStore
@@ -77,7 +78,7 @@ def _align(root: Path, target, align, fan, work_root: Path, key_parts: tuple) ->
     resumed = f" ({len(scan.tasks) - todo} aligned before, kept in {work.dir})" if todo < len(scan.tasks) else ""
     print(f"aligning {todo} of {len(scan.tasks)} images from {where}{resumed} with {align.landmarks} "
           f"landmarks, {worker_count(align.workers)} worker(s)", flush=True)
-    work.align(root, align, fan, progress=_progress())
+    work.align(Photos(root, scan.archived), align, fan, progress=_progress())
     return scan, work
 
 
@@ -135,4 +136,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))
+    sys.exit(run_phase(main))

@@ -103,6 +103,25 @@ def test_data_changed_or_missing_after_make_data_is_one_line_with_the_command(pr
     assert make_data(project, "--check").returncode == 0
 
 
+def test_make_data_pack_records_each_split_as_its_archive_and_an_experiment_aligns_from_them(project):
+    """`make data PACK=1` after `make data`: the folders' records give way to the archives'."""
+    packed = project.run(str(BIN / "python"), "-m", "staged_fer.data.raw_pack").stdout
+    assert [line.split(" (")[0] for line in packed.splitlines()] == [
+        f"packed {SFEW_DIR}/{split}/ into {split}.zip" for split in ("Train", "Val", "Test")]
+    make_data(project)
+    sfew = project.path / SFEW_DIR
+    assert sorted(p.name for p in sfew.iterdir()) == [
+        "README.md", "Test.zip", "Test.zip.dvc", "Train.zip", "Train.zip.dvc", "Val.zip", "Val.zip.dvc"]
+    assert sorted(project.run("git", "status", "--porcelain").stdout.splitlines()) == sorted(
+        [f" D {SFEW_DIR}/{split}.dvc" for split in ("Test", "Train", "Val")]
+        + [f"?? {SFEW_DIR}/{split}.zip.dvc" for split in ("Test", "Train", "Val")])
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "raw data as archives")
+    assert make_data(project, "--check").stderr == ""
+    result = project.dvc("exp", "run", "--temp", "align_target")
+    assert "aligning 15 of 15 images from data/external/SFEW_2.0 " in result.stdout + result.stderr
+
+
 def test_nothing_placed_is_one_line(module_tmp):
     project = DvcProject.copy_of_repo(module_tmp("empty"), TINY_PARAMS)
     assert one_error(make_data(project, check=False)).startswith(

@@ -23,6 +23,7 @@ from ..errors import PipelineError
 from ..faces.search import ImageTask
 from ..labels import EMOTIONS, LABEL_OF, UNLABELED
 from .raw_record import restore_hint
+from .split_archive import ArchiveSplit, split_source
 
 LABELED_SPLITS = ("Train", "Val")
 
@@ -77,23 +78,16 @@ class Scan:
     tasks: list[ImageTask]    # sorted by path
     empty: list[str]          # split or class folders without images, relative to the root
     skipped: dict[str, int] = field(default_factory=dict)  # files per class folder outside the seven
-
-
-def _visible(p: Path) -> bool:
-    return not p.name.startswith(".")
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _visible(p)
-                  and all(_visible(q) for q in p.relative_to(folder).parents if q != Path(".")))
+    archived: tuple[str, ...] = ()   # the splits placed as zip archives, by folder path under the root
 
 
 def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits = SFEW_SPLITS,
               label_of: dict[str, int | None] | None = None) -> Scan:
     """Every file of a target tree with its split and label; PipelineError on a wrong layout.
 
-    ``label_of`` maps class folder names to label ids (None: skip the class); by default the
-    folders are the seven emotion names.
+    Each split is a folder or its zip archive (staged_fer/data/split_archive.py): the same
+    files give the same tasks either way. ``label_of`` maps class folder names to label ids
+    (None: skip the class); by default the folders are the seven emotion names.
     """
     root = Path(root)
     mapped = label_of is not None
@@ -105,47 +99,54 @@ def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits =
     tasks: list[ImageTask] = []
     empty: list[str] = []
     skipped: dict[str, int] = {}
+    archived: list[str] = []
     for split in LABELED_SPLITS:
         name = getattr(splits, split)
         folder = root / name
-        if not folder.is_dir():
+        source = split_source(root, name)
+        if source is None:
             raise PipelineError(f"{key}: {folder} not found; the target set needs {layout} under {root} "
                                 f"(target.splits names the folders){restore_hint(root)}")
-        entries = sorted(p for p in folder.iterdir() if _visible(p))
-        unknown = [p.name for p in entries if p.is_dir() and p.name not in label_of]
+        prefix = folder.relative_to(root).as_posix()
+        if isinstance(source, ArchiveSplit):
+            archived.append(prefix)
+        folders, files = source.entries()
+        unknown = [f for f in folders if f not in label_of]
         if unknown:
             expected = ("an `target.labels` entry for it" if mapped
                         else f"only: {', '.join(EMOTIONS)} (or an `target.labels` map)")
-            raise PipelineError(f"{folder / unknown[0]}: unknown emotion folder {unknown[0]!r}; expected {expected}")
-        for p in entries:
-            if p.is_file():
-                tasks.append(ImageTask(p.relative_to(root).as_posix(), split, UNLABELED,
-                                       skip_reason=f"file directly in {name}/, outside the class folders: no label"))
+            raise PipelineError(f"{source.where(unknown[0])}: unknown emotion folder {unknown[0]!r}; "
+                                f"expected {expected}")
+        tasks += [ImageTask(f"{prefix}/{f}", split, UNLABELED,
+                            skip_reason=f"file directly in {name}/, outside the class folders: no label")
+                  for f in files]
         for class_folder, label in label_of.items():
-            sub = folder / class_folder
-            files = _files(sub) if sub.is_dir() else []
+            files = [f"{prefix}/{f}" for f in source.files(class_folder)]
             if label is None:
                 if files:
                     skipped[f"{name}/{class_folder}"] = len(files)
-                tasks += [ImageTask(f.relative_to(root).as_posix(), split, UNLABELED,
+                tasks += [ImageTask(f, split, UNLABELED,
                                     skip_reason=f"class folder {class_folder!r} is outside the seven (target.labels)")
                           for f in files]
                 continue
             if not files:
                 empty.append(f"{name}/{class_folder}")
-            tasks += [ImageTask(f.relative_to(root).as_posix(), split, label) for f in files]
+            tasks += [ImageTask(f, split, label) for f in files]
         if not any(t.split == split for t in tasks):
             empty.append(name)
-    test = root / splits.Test if splits.Test else None
-    if test is not None and test.is_dir():
-        files = _files(test)
+    test = split_source(root, splits.Test) if splits.Test else None
+    if test is not None:
+        prefix = (root / splits.Test).relative_to(root).as_posix()
+        if isinstance(test, ArchiveSplit):
+            archived.append(prefix)
+        files = test.files()
         if not files:
             empty.append(splits.Test)
-        tasks += [ImageTask(f.relative_to(root).as_posix(), "Test", UNLABELED) for f in files]
+        tasks += [ImageTask(f"{prefix}/{f}", "Test", UNLABELED) for f in files]
     if not tasks:
         raise PipelineError(f"{key}: no files under {root} ({layout})")
     tasks.sort(key=lambda t: t.path)
-    return Scan(tasks, sorted(empty), dict(sorted(skipped.items())))
+    return Scan(tasks, sorted(empty), dict(sorted(skipped.items())), tuple(archived))
 
 
 def warn_empty(scan: Scan) -> None:

@@ -29,6 +29,7 @@ from ..io import atomic_folder, load_npz, save_npz
 from ..workdir import KeyedDir
 from .align_params import AlignConfig
 from .landmarks import FanLandmarker
+from .photos import Photos
 from .pipeline import THUMB, align_stream
 from .search import ALIGNED, FALLBACK, ImageTask, Result
 
@@ -159,7 +160,7 @@ class BlockStore(KeyedDir):
         for k in range(len(self.blocks)):
             yield self.results(k)
 
-    def align(self, root: str | Path, cfg: AlignConfig, fan: FanLandmarker | None,
+    def align(self, root: str | Path | Photos, cfg: AlignConfig, fan: FanLandmarker | None,
               progress: Callable[[int, int], None] | None = None) -> int:
         """Align the photos of the blocks not done yet, writing each block as it completes;
         returns how many photos that was."""

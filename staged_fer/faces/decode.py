@@ -20,11 +20,15 @@ class Unreadable(Exception):
 
 def read_gray(path: str | Path) -> np.ndarray:
     """(H, W) uint8 grayscale of an image file, or Unreadable with the reason."""
+    return decode_gray(file_bytes(path))
+
+
+def file_bytes(path: str | Path) -> bytes:
+    """The bytes of a file, or Unreadable with the reason."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot read file: {exc.strerror or exc}") from None
-    return decode_gray(data)
 
 
 def decode_gray(data: bytes) -> np.ndarray:

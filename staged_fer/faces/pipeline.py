@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 
 from .align_params import AlignConfig
-from .decode import Unreadable, read_gray
+from .decode import Unreadable, decode_gray
 from .detection import FaceDetector, Scene
 from .landmarks import DlibLandmarker, FanLandmarker, Landmarker
+from .photos import Photos
 from .pool import WorkerPool, worker_count
 from .search import (ALIGNED, ATTEMPT_NAMES, DROPPED, MAX_CANDIDATES, OUTCOMES, UNREADABLE, Detected, ImageTask,
                      Result, detect_gray, finish_one)
@@ -52,8 +53,8 @@ def _align_one(det: Detected, landmarker: Landmarker, cfg: AlignConfig, detector
 class _PhotoWorker:
     """A worker's part of each photo: read and detect, and with dlib the rest of the search."""
 
-    def __init__(self, root: str, cfg: AlignConfig, with_dlib: bool):
-        self.root, self.cfg = Path(root), cfg
+    def __init__(self, photos: Photos, cfg: AlignConfig, with_dlib: bool):
+        self.photos, self.cfg = photos, cfg
         self.detector = FaceDetector(cfg.detector, cfg.pad)
         self.landmarker = DlibLandmarker() if with_dlib else None
 
@@ -61,7 +62,7 @@ class _PhotoWorker:
         if task.skip_reason:
             return Result(task, DROPPED, task.skip_reason)
         try:
-            gray = read_gray(self.root / task.path)
+            gray = decode_gray(self.photos.read(task.path))
         except Unreadable as exc:
             return Result(task, UNREADABLE, str(exc))
         det, scene = detect_gray(task, gray, self.detector)
@@ -80,10 +81,11 @@ def _fan_faces(item: Detected | Result) -> tuple[np.ndarray, list] | None:
     return item.gray, [d.box for d in item.detections[:MAX_CANDIDATES]]
 
 
-def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+def align_stream(tasks: Sequence[ImageTask], root: str | Path | Photos, cfg: AlignConfig,
                  fan: FanLandmarker | None = None) -> Iterator[Result]:
     """Each task's result, in task order, as it is ready; ``fan`` given: workers detect and FAN
-    runs here on the faces of several images at once, else dlib runs in the workers.
+    runs here on the faces of several images at once, else dlib runs in the workers. ``root``
+    is the tree's folder, or its Photos where splits are placed as archives.
 
     With FAN, the workers hand over the first attempt that found boxes; the later attempts,
     needed only when FAN rejects all of them, run here with this process's own cascades.
@@ -91,13 +93,13 @@ def align_stream(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
     """
     n = worker_count(cfg.workers)
     detector = FaceDetector(cfg.detector, cfg.pad) if fan is not None else None
-    stream = _run(tasks, str(root), cfg, fan is None, n)
+    stream = _run(tasks, Photos.of(root), cfg, fan is None, n)
     fitted = fan.in_batches(stream, _fan_faces) if fan is not None else ((item, None) for item in stream)
     for item, landmarker in fitted:
         yield item if isinstance(item, Result) else _align_one(item, landmarker or fan, cfg, detector)
 
 
-def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
+def align_all(tasks: Sequence[ImageTask], root: str | Path | Photos, cfg: AlignConfig,
               fan: FanLandmarker | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[Result]:
     """Every task's result (see :func:`align_stream`), in task order."""
@@ -109,20 +111,23 @@ def align_all(tasks: Sequence[ImageTask], root: str | Path, cfg: AlignConfig,
     return results
 
 
-def _run(tasks: Sequence[ImageTask], root: str, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
+def _run(tasks: Sequence[ImageTask], photos: Photos, cfg: AlignConfig, with_dlib: bool, n: int) -> Iterator:
     chunk = max(1, min(16, len(tasks) // (4 * n)))
-    with WorkerPool(min(n, len(tasks)), _PhotoWorker, (root, cfg, with_dlib)) as pool:
-        # A window at a time, the next one already submitted: the workers never run more than
-        # two windows ahead of this process (a pool's results would otherwise pile up here,
-        # photos and all, whenever the landmark step is the slower one).
-        ahead = None
-        for start in range(0, len(tasks), IN_FLIGHT):
-            window = pool.imap(tasks[start:start + IN_FLIGHT], chunk)
+    try:
+        with WorkerPool(min(n, len(tasks)), _PhotoWorker, (photos, cfg, with_dlib)) as pool:
+            # A window at a time, the next one already submitted: the workers never run more than
+            # two windows ahead of this process (a pool's results would otherwise pile up here,
+            # photos and all, whenever the landmark step is the slower one).
+            ahead = None
+            for start in range(0, len(tasks), IN_FLIGHT):
+                window = pool.imap(tasks[start:start + IN_FLIGHT], chunk)
+                if ahead is not None:
+                    yield from ahead
+                ahead = window
             if ahead is not None:
                 yield from ahead
-            ahead = window
-        if ahead is not None:
-            yield from ahead
+    finally:
+        photos.close()   # the archives this process opened (one worker: the worker is here)
 
 
 def _readable(r: Result) -> bool:
