@@ -114,5 +114,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from ..cli import run_phase
-    sys.exit(run_phase(main))
+    from ..cli import run_stage
+    sys.exit(run_stage(main))
