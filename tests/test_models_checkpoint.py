@@ -72,6 +72,16 @@ def test_a_checkpoint_reads_back_as_written_and_an_older_one_lacks_the_later_key
         Checkpoint.read(tmp_path / "old.pt", align_required=True)
 
 
+def test_the_same_checkpoint_is_the_same_bytes_under_any_name(tmp_path):
+    """DVC hashes the file: torch.save given a path names its records after the (temporary)
+    file name; the checkpoint must not depend on it."""
+    ckpt = Checkpoint(model="alexnet", state_dict={"w": torch.arange(3.0)}, params={"seed": 1}, epoch=1,
+                      best_val_acc=None, history=[], synthetic=False, scheme="fer28")
+    ckpt.write(tmp_path / "a.pt")
+    ckpt.write(tmp_path / "b" / "phase1.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "phase1.pt").read_bytes()
+
+
 def test_predict_proba_is_softmax_of_the_torchvision_centre_crop(checkpoint):
     path, original = checkpoint
     model = TrainedModel.load(path, "cpu", models_cfg(), INPUT)

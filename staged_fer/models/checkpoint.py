@@ -23,6 +23,14 @@ from ..io import atomic_path
 from . import ModelName, ModelsConfig
 
 
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` of ``obj`` to ``path``, written under a temporary name and renamed. It goes
+    through a file object: given a path, torch names the records inside the file after it, so the
+    random temporary name would make the same object give different bytes (and DVC a new output)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 @dataclass(frozen=True)
 class RunParams:
     """The params sections every checkpoint records that its readers use: how to rebuild the
@@ -52,8 +60,7 @@ class Checkpoint:
     def write(self, path: str | Path) -> None:
         saved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         saved["state_dict"] = dict(self.state_dict)   # a plain dict, whatever mapping was passed (OrderedDict...)
-        with atomic_path(path) as tmp:
-            torch.save(saved, tmp)
+        save_atomic(saved, path)
 
     @classmethod
     def read(cls, path: str | Path, *, align_required: bool = False) -> Checkpoint:

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..io import atomic_path, file_digest
+from ..io import file_digest
+from ..models.checkpoint import save_atomic
 from ..workdir import KeyedDir, key_of
 
 STATE = "state.pt"
@@ -42,7 +43,5 @@ class ResumeStore(KeyedDir):
         """Write the best weights (when they changed) before the state that refers to them."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if best is not None:
-            with atomic_path(self.dir / BEST) as tmp:
-                torch.save(best, tmp)
-        with atomic_path(self.dir / STATE) as tmp:
-            torch.save(state, tmp)
+            save_atomic(best, self.dir / BEST)
+        save_atomic(state, self.dir / STATE)
