@@ -18,7 +18,7 @@ unpredicted.
 --jobs runs that many trainings at once (results do not depend on it: each run's arithmetic
 is fixed by its seed and thread count); --work keeps the data and runs in DIR (the data are
 reused when DIR already holds them for the same params). --quick runs one seed, one thread, on
-a few dozen faces for one epoch per stage (QUICK), and judges nothing: the accuracy bar is
+a few dozen faces for one epoch per phase (QUICK), and judges nothing: the accuracy bar is
 the full run's.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 SETUP_FILES = (".dvc/plots/template.html",)
 
 # The smallest configuration that still runs every stage for real: synthetic sources, the
-# offline dlib landmarks, random init, tiny inputs, one epoch per stage.
+# offline dlib landmarks, random init, tiny inputs, one epoch per phase.
 TINY_PARAMS = {
     "fer.source": "synthetic",
     "fer.synthetic": {"train": 210, "public_test": 70, "private_test": 70},

@@ -12,7 +12,7 @@ from tests.documented_outputs import differences, documented, written
 from tests.dvc_project import TINY_PARAMS, DvcProject
 from tests.params_baseline import committed_text
 
-# On top of the demo's own overrides: one epoch per stage, so the whole pipeline runs in seconds.
+# On top of the demo's own overrides: one epoch per phase, so the whole pipeline runs in seconds.
 TINY_DEMO = ("phase1.epochs=1", "phase2.epochs=1", "evaluate.bootstrap=20")
 
 

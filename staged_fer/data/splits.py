@@ -108,7 +108,7 @@ class ScoredPart:
 
 @dataclass(frozen=True)
 class Source:
-    """A stage-data source: the parts it provides, how to cut one from its arrays, and what of
+    """A source of training and scoring data: the parts it provides, how to cut one from its arrays, and what of
     it `evaluate` scores. Its arrays (one .npz, or a face store) hold ``images`` (N, S, S) uint8, ``labels``
     (N,) with -1 for unlabeled, and ``column`` naming each face's part."""
     name: str                               # the prefix of its parts in params' schemes; the stages' --<name> flag

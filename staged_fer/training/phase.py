@@ -51,13 +51,13 @@ class SharedParams:
 
 @dataclass(frozen=True)
 class PhaseParams:
-    raw: dict[str, Any]        # the sections this stage reads, as stored in the checkpoint
+    raw: dict[str, Any]        # the sections this phase reads, as stored in the checkpoint
     seed: int
     model: str                 # a registered model
     models: ModelsConfig
     input: InputConfig
     runtime: RuntimeConfig
-    phase: PhaseConfig         # the stage's own section: `phase1` or `phase2`
+    phase: PhaseConfig         # the phase's own section: `phase1` or `phase2`
 
 
 def read_params(path: str | Path, phase: PhaseName) -> PhaseParams:
@@ -71,7 +71,7 @@ def read_params(path: str | Path, phase: PhaseName) -> PhaseParams:
 
 
 def resume_root(params_path: str | Path, phase: PhaseName) -> Path:
-    """``.resume/train_<stage>`` beside the params file (the repository root under DVC)."""
+    """``.resume/train_<phase>`` beside the params file (the repository root under DVC)."""
     return Path(params_path).resolve().parent / ".resume" / f"train_{phase}"
 
 
