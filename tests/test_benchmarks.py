@@ -31,7 +31,7 @@ TABLES = {
                        r"stage median [\d.]+, 90th percentile [\d.]+; plain median [\d.]+"],
     "bench_decode_fer.py": [r"rows: 2000", r"speed-up: [\d.]+x", r"peak memory: \d+ MB"],
     "bench_demo_stability.py": [r"(?m)^ +0 +1 +[01]\.\d{3} +[01]\.\d{3} +[01]\.\d{3} ",
-                                r"worst EmotiW Val [01]\.\d{3} .* not judged \(--quick\)"],
+                                r"worst Target Val [01]\.\d{3} .* not judged \(--quick\)"],
     "bench_dvc_status.py": [r"(?m)^folders: ", r"(?m)^archives: ", r"(?m)^  no-op status( +[\d.]+){4} +[\d.]+x$",
                             r"(?m)^  queued run +[\d.]+ +- +[\d.]+ +- +[\d.]+x$",
                             r"(?m)^  pack \(PACK=1\)( +[\d.]+){4} +[\d.]+x$",
