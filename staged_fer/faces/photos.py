@@ -16,8 +16,9 @@ from .decode import Unreadable, file_bytes
 class Photos:
     """The bytes of a target tree's photos by their path under ``root``: from the file, or from
     the archive of the split that holds it (``archived``: the splits placed as archives, by
-    folder path under the root, as the scan's ``Scan.archived`` lists them). Each archive is opened once per process, on first use; an instance travels to
-    worker processes without its open archives."""
+    folder path under the root, as the scan's ``Scan.archived`` lists them). Each archive is
+    opened once per process, on first use; an instance travels to worker processes without its
+    open archives."""
 
     def __init__(self, root: str | Path, archived: tuple[str, ...] = ()):
         self.root = Path(root)
