@@ -10,7 +10,7 @@ from staged_fer.faces.align_params import PadConfig
 from staged_fer.faces.contact_sheet import MARKS, failure_picks, marker
 from staged_fer.faces.detection import FaceDetector
 from staged_fer.faces.landmarks import DlibLandmarker
-from staged_fer.faces.pipeline import attempt_rates
+from staged_fer.faces.pipeline import Tally
 from staged_fer.faces.search import (ALIGNED, DROPPED, FALLBACK, ImageTask, Result, detect_gray, finish_one,
                                      fit_candidates)
 
@@ -215,10 +215,10 @@ def test_attempt_rates_split_the_alignment_rate():
     rs = [_result("a", ALIGNED, "frontal", 0.9, "frontal"), _result("b", ALIGNED, "frontal_padded", 0.8, "frontal_padded"),
           _result("c", ALIGNED, "profile_mirrored", 0.7, "profile"), _result("d", DROPPED),
           Result(ImageTask("e", "Train", 0), "unreadable", "empty file (0 bytes)")]
-    rates = attempt_rates(rs)
+    rates = Tally(rs).attempt_rates()
     assert rates == {"frontal": 0.25, "frontal_padded": 0.25, "frontal_small": 0.0, "profile": 0.25,
                      "profile_padded": 0.0, "whole_photo": 0.0}
-    assert attempt_rates([]) == dict.fromkeys(rates)
+    assert Tally([]).attempt_rates() == dict.fromkeys(rates)
 
 
 def test_sheets_mark_padded_profile_and_whole_photo_finds_and_pick_the_worst_fits():

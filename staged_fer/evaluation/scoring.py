@@ -84,12 +84,6 @@ def set_key(source: Source, scored: ScoredPart, role: str) -> str:
     return f"{source.name}_{scored.key}" + ("" if role == "final" else f"_{role}")
 
 
-def set_keys() -> tuple[str, ...]:
-    """The key of every set evaluate may score (Target Test only when labelled), in report order."""
-    return tuple(set_key(source, scored, role) for source in SOURCES.values()
-                 for scored in source.scored for role in scored.roles)
-
-
 def predictions_file(reports_dir: PurePath, key: str) -> PurePath:
     """The predictions CSV of set ``key`` under evaluate's reports folder."""
     return reports_dir / "predictions" / f"{key}.csv"

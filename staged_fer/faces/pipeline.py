@@ -173,13 +173,3 @@ class Tally:
             det_rate[key] = round(self.detected[key] / n, 6) if n else None
             align_rate[key] = round(c[ALIGNED] / n, 6) if n else None
         return {"counts": counts, "detection_rate": det_rate, "alignment_rate": align_rate}
-
-
-def attempt_rates(results: Iterable[Result]) -> dict[str, float | None]:
-    """Share of the readable photos aligned by each attempt (they sum to the alignment rate)."""
-    return Tally(results).attempt_rates()
-
-
-def summarize(results: Iterable[Result]) -> dict:
-    """Counts per split and outcome, and detection/alignment rates over the readable images."""
-    return Tally(results).summary()
