@@ -121,19 +121,56 @@ def test_pull_lets_every_run_restore_from_the_remote(capsys):
     assert capsys.readouterr().out.startswith("dvc exp run --queue --pull --name alexnet-fer28 ")
 
 
-def test_running_the_queue_fails_when_an_experiment_of_the_grid_failed(monkeypatch, capsys):
-    import subprocess
-    status = ("Task     Name              Created    Status\n"
-              "3eea8b5  alexnet-fer28     10:02 PM   Success\n"
-              "dab4746  alexnet-fer32     10:03 PM   Failed\n"
-              "0a1b2c3  vgg_m-fer28       09:00 PM   Failed\n")   # an earlier run, not this grid's
-    calls = []
+class FakeDvc:
+    """`dvc` as run_queue calls it: each `--run-all` turns the next of ``rounds`` (queue status
+    text, experiments recorded) into what `queue status` and `exp list` print; queueing is recorded."""
 
-    def run(cmd, **kwargs):
-        calls.append((cmd, kwargs.get("env", {}).get("STAGED_FER_GPUS")))
-        return subprocess.CompletedProcess(cmd, 0, stdout=status if "status" in cmd else "")
-    monkeypatch.setattr(grid.subprocess, "run", run)
-    assert grid.run_queue(("0", "1", "2", "3"), 2, ["alexnet-fer28", "alexnet-fer32"]) == 1
-    assert calls[0][0][3:] == ["exp", "run", "--run-all", "--jobs", "2"] and calls[0][1] == "0,1,2,3"
+    def __init__(self, monkeypatch, rounds):
+        import subprocess
+        import dvc.cli
+        self.rounds, self.calls, self.queued, self.now = list(rounds), [], [], ("", [])
+
+        def run(cmd, **kwargs):
+            self.calls.append((cmd[3:], kwargs.get("env", {}).get("STAGED_FER_GPUS")))
+            if "--run-all" in cmd:
+                self.now = self.rounds.pop(0)
+            out = self.now[0] if "status" in cmd else "".join(f"{n}\n" for n in self.now[1]) if "list" in cmd else ""
+            return subprocess.CompletedProcess(cmd, 0, stdout=out)
+        monkeypatch.setattr(grid.subprocess, "run", run)
+        monkeypatch.setattr(dvc.cli, "main", lambda argv: self.queued.append(argv) or 0)
+
+
+def status_of(*rows: str) -> str:
+    return "Task     Name              Created    Status\n" + "".join(f"{row}\n" for row in rows)
+
+
+def test_running_the_queue_fails_when_an_experiment_of_the_grid_failed(monkeypatch, capsys):
+    status = status_of("3eea8b5  alexnet-fer28     10:02 PM   Success",
+                       "dab4746  alexnet-fer32     10:03 PM   Failed",
+                       "0a1b2c3  vgg_m-fer28       09:00 PM   Failed")   # an earlier run, not this grid's
+    cmds = grid.commands(["alexnet"], ["fer28", "fer32"])
+    dvc = FakeDvc(monkeypatch, [(status, ["alexnet-fer28"])])
+    assert grid.run_queue(("0", "1", "2", "3"), 2, cmds) == 1
+    assert dvc.calls[0] == (["exp", "run", "--run-all", "--jobs", "2"], "0,1,2,3")
     assert capsys.readouterr().err == ("error: 1 experiment(s) failed: alexnet-fer32; see `dvc queue logs <name>`\n")
-    assert grid.run_queue(("0",), 1, ["alexnet-fer28"]) == 0
+    FakeDvc(monkeypatch, [(status, ["alexnet-fer28"])])
+    assert grid.run_queue(("0",), 1, cmds[:1]) == 0
+
+
+def test_a_run_the_queue_calls_a_success_but_did_not_record_is_run_once_more(monkeypatch, capsys):
+    cmds = grid.commands(["alexnet"], ["fer28", "fer32"])
+    first = status_of("3eea8b5  alexnet-fer28     10:02 PM   Success", "dab4746  alexnet-fer32     10:03 PM   Success")
+    again = first + "5f5f5f5  alexnet-fer32     10:09 PM   Success\n"
+    dvc = FakeDvc(monkeypatch, [(first, ["alexnet-fer28"]), (again, ["alexnet-fer28", "alexnet-fer32"])])
+    assert grid.run_queue(("0", "1"), 1, cmds) == 0
+    assert dvc.queued == [cmds[1][1:]]                       # only the lost one, queued as before
+    assert [call for call, _ in dvc.calls].count(["exp", "run", "--run-all", "--jobs", "2"]) == 2
+    assert ("DVC's queue ended without recording 1 experiment(s) as finished: alexnet-fer32; "
+            "queueing and running them once more") in capsys.readouterr().err
+
+    # Lost twice: the grid says so and fails rather than try for ever.
+    FakeDvc(monkeypatch, [(first, ["alexnet-fer28"]), (again, ["alexnet-fer28"])])
+    assert grid.run_queue(("0", "1"), 1, cmds) == 1
+    assert capsys.readouterr().err.endswith(
+        "error: 1 experiment(s) not recorded after two tries: alexnet-fer32; "
+        "see `dvc queue status` and `dvc queue logs <name>`\n")

@@ -61,12 +61,15 @@ def test_a_fresh_clone_runs_the_grid_on_two_gpu_slots_and_reports_over_seeds(tmp
     assert all(re.search(rf"\b{name}\s.*Success", status) for name in NAMES), status
 
     report = project.make("report").stdout
+    # What a failure needs to be read: the whole report, the grid's own log and DVC's record.
+    context = (f"{report}\n--- make grid:\n{ran.stdout[-4000:]}\n{ran.stderr[-4000:]}\n--- dvc exp list:\n"
+               f"{project.dvc('exp', 'list', '--name-only').stdout}")
     over = report.split("## Over seeds")[1].split("## McNemar")[0]
     for scheme in ("FER28 | single", "FER28->EmotiW | double"):
         cell = next(line for line in over.splitlines() if line.startswith(f"| AlexNet | {scheme} "))
-        assert re.search(r"\| 0, 1 \| \d+\.\d ± \d+\.\d \[\d+\.\d, \d+\.\d\] \|", cell), over
+        assert re.search(r"\| 0, 1 \| \d+\.\d ± \d+\.\d \[\d+\.\d, \d+\.\d\] \|", cell), context
         assert "| real |" in cell
-    assert "| alexnet FER28 | alexnet FER28->EmotiW | 46.9 / 48.5 | 0, 1 | " in over
+    assert "| alexnet FER28 | alexnet FER28->EmotiW | 46.9 / 48.5 | 0, 1 | " in over, context
 
     # Every step of every run took a slot of 0,1; spans that overlapped held different ones.
     import dvc.api

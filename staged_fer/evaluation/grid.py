@@ -106,22 +106,65 @@ def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
         raise PipelineError(f"-S runtime.devices={value}: expected a whole number") from None
 
 
-def run_queue(ids: Sequence[str], per_run: int, names: Sequence[str]) -> int:
+def queue(cmds: Sequence[Sequence[str]]) -> int:
+    """Queue each `dvc exp run --queue` command; the first non-zero exit code stops it.
+    DVC's own entry point, in this process: one interpreter start instead of one per
+    experiment, which is most of the time `dvc exp run --queue` takes."""
+    from dvc.cli import main as dvc_main
+    for cmd in cmds:
+        print(f"$ {shlex.join(cmd)}", flush=True)
+        rc = dvc_main(list(cmd[1:]))
+        if rc != 0:
+            print(f"error: `{shlex.join(cmd)}` failed with exit code {rc}; experiments queued before it "
+                  f"stay queued (`dvc queue status`)", file=sys.stderr)
+            return rc
+    return 0
+
+
+def _dvc(*args: str) -> str:
+    """What `dvc <args>` prints; an error when it fails."""
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PipelineError(f"`dvc {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def run_queue(ids: Sequence[str], per_run: int, cmds: Sequence[Sequence[str]]) -> int:
     """Run every queued experiment with one DVC queue worker per ``per_run`` ids, each stage
-    taking GPU slots; exit code 1 when one of ``names`` failed (DVC's runner exits 0 either way)."""
-    cmd = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids) // per_run)]
-    print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(cmd)}", flush=True)
+    taking GPU slots; exit code 1 when an experiment of ``cmds`` failed (DVC's runner exits 0
+    either way) or is not recorded after one more try.
+
+    DVC's queue can call a run a success and still not record it as an experiment: the step that
+    copies a finished run's Git refs into the repository logs its error and goes on
+    (treeverse/dvc#8014), and a task can stay "Running" after its runner has returned. Such a
+    run is queued and run once more, which costs little, since its stages are in the run-cache."""
+    names = {cmd[cmd.index("--name") + 1]: cmd for cmd in cmds}
+    run = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids) // per_run)]
     env = {**os.environ, ENV_GPUS: ",".join(ids)}
-    rc = subprocess.run([sys.executable, "-m", "dvc", *cmd[1:]], env=env).returncode
-    status = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], capture_output=True, text=True)
-    print(status.stdout, end="", flush=True)
-    rows = [line.split() for line in status.stdout.splitlines()]   # task, name, created, status
-    failed = [row[1] for row in rows if len(row) > 2 and row[1] in names and row[-1] == "Failed"]
-    if failed:
-        print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
-              file=sys.stderr)
-        return 1
-    return rc
+    for attempt in (1, 2):
+        print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(run)}", flush=True)
+        rc = subprocess.run([sys.executable, "-m", "dvc", *run[1:]], env=env).returncode
+        status = _dvc("queue", "status")
+        print(status, end="", flush=True)
+        rows = [line.split() for line in status.splitlines()]   # task, name, created, status
+        failed = sorted({row[1] for row in rows if len(row) > 2 and row[1] in names and row[-1] == "Failed"})
+        if failed:
+            print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
+                  file=sys.stderr)
+            return 1
+        recorded = set(_dvc("exp", "list", "--name-only").split())
+        lost = [name for name in names if name not in recorded]
+        if not lost:
+            return rc
+        if attempt == 1:
+            print(f"DVC's queue ended without recording {len(lost)} experiment(s) as finished: "
+                  f"{', '.join(lost)}; queueing and running them once more", file=sys.stderr, flush=True)
+            rc = queue([names[name] for name in lost])
+            if rc != 0:
+                return rc
+    print(f"error: {len(lost)} experiment(s) not recorded after two tries: {', '.join(lost)}; "
+          f"see `dvc queue status` and `dvc queue logs <name>`", file=sys.stderr)
+    return 1
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -165,21 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ids is not None:
         check_listed(ids, per_run)
     check_raw_data(params, Path.cwd())
-    # DVC's own entry point, in this process: one interpreter start instead of one per
-    # experiment, which is most of the time `dvc exp run --queue` takes.
-    from dvc.cli import main as dvc_main
-    for cmd in cmds:
-        print(f"$ {shlex.join(cmd)}", flush=True)
-        rc = dvc_main(cmd[1:])
-        if rc != 0:
-            print(f"error: `{shlex.join(cmd)}` failed with exit code {rc}; experiments queued before it "
-                  f"stay queued (`dvc queue status`)", file=sys.stderr)
-            return rc
+    rc = queue(cmds)
+    if rc != 0:
+        return rc
     if ids is None:
         print(f"queued {len(cmds)} experiments; run them with `dvc queue start --jobs N`")
         return 0
     print(f"queued {len(cmds)} experiments; running them on GPUs {','.join(ids)}")
-    return run_queue(ids, per_run, [cmd[cmd.index("--name") + 1] for cmd in cmds])
+    return run_queue(ids, per_run, cmds)
 
 
 if __name__ == "__main__":
