@@ -127,7 +127,6 @@ class FakeDvc:
 
     def __init__(self, monkeypatch, rounds):
         import subprocess
-        import dvc.cli
         self.rounds, self.calls, self.queued, self.now = list(rounds), [], [], ("", [])
 
         def run(cmd, **kwargs):
@@ -137,7 +136,7 @@ class FakeDvc:
             out = self.now[0] if "status" in cmd else "".join(f"{n}\n" for n in self.now[1]) if "list" in cmd else ""
             return subprocess.CompletedProcess(cmd, 0, stdout=out)
         monkeypatch.setattr(grid.subprocess, "run", run)
-        monkeypatch.setattr(dvc.cli, "main", lambda argv: self.queued.append(argv) or 0)
+        monkeypatch.setattr(grid, "dvc_main", lambda argv: self.queued.append(argv) or 0)
 
 
 def status_of(*rows: str) -> str:

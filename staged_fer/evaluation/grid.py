@@ -106,11 +106,16 @@ def devices_per_run(params: dict, overrides: Sequence[str]) -> int:
         raise PipelineError(f"-S runtime.devices={value}: expected a whole number") from None
 
 
+def dvc_main(argv: list[str]) -> int:
+    """`dvc <argv>` in this process (imported here: importing DVC sets up its logging)."""
+    from dvc.cli import main
+    return main(argv)
+
+
 def queue(cmds: Sequence[Sequence[str]]) -> int:
     """Queue each `dvc exp run --queue` command; the first non-zero exit code stops it.
     DVC's own entry point, in this process: one interpreter start instead of one per
     experiment, which is most of the time `dvc exp run --queue` takes."""
-    from dvc.cli import main as dvc_main
     for cmd in cmds:
         print(f"$ {shlex.join(cmd)}", flush=True)
         rc = dvc_main(list(cmd[1:]))
