@@ -139,10 +139,11 @@ def run_queue(ids: Sequence[str], per_run: int, cmds: Sequence[Sequence[str]]) -
     taking GPU slots; exit code 1 when an experiment of ``cmds`` failed (DVC's runner exits 0
     either way) or is not recorded after one more try.
 
-    DVC's queue can call a run a success and still not record it as an experiment: the step that
-    copies a finished run's Git refs into the repository logs its error and goes on
-    (treeverse/dvc#8014), and a task can stay "Running" after its runner has returned. Such a
-    run is queued and run once more, which costs little, since its stages are in the run-cache."""
+    DVC's queue can call a run a success and still not record it as an experiment: its task that
+    copies a finished run's Git refs into the repository (`collect_exp`) logs an error and goes
+    on, and `queue status` reads the run's own result (the symptom: treeverse/dvc#8014). A task
+    can also stay "Running" after the runner has returned. Such a run is queued and run once
+    more, which costs little: its stages are in the run-cache."""
     names = {cmd[cmd.index("--name") + 1]: cmd for cmd in cmds}
     run = ["dvc", "exp", "run", "--run-all", "--jobs", str(len(ids) // per_run)]
     env = {**os.environ, ENV_GPUS: ",".join(ids)}
