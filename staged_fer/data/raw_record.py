@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..cli import dvc_output
 from ..params import load_params
 from ..errors import PipelineError
 
@@ -98,11 +99,8 @@ def check(params: dict, root: Path) -> None:
     if not dvcfiles:
         return
     rel = [_rel(p, root) for p in dvcfiles]
-    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", *rel], cwd=root,
-                            capture_output=True, text=True)
-    if status.returncode != 0:
-        raise PipelineError(f"`dvc status {' '.join(rel)}` failed: {status.stderr.strip()}")
-    for dvcfile, changes in sorted(json.loads(status.stdout or "{}").items()):
+    status = dvc_output("status", "--json", *rel, cwd=root)
+    for dvcfile, changes in sorted(json.loads(status or "{}").items()):
         for change in changes:
             for out, state in (change.get("changed outs") or {}).items() if isinstance(change, dict) else ():
                 if state == "deleted":

@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..cli import dvc_output
 from ..errors import PipelineError
 from ..labels import LABEL_OF
 from ..pipeline_paths import pipeline_paths
@@ -141,7 +140,4 @@ def dvc_reader(path: str, rev: str) -> str:
 def exp_show_json(path: str | None) -> list:
     if path:
         return json.loads(Path(path).read_text())
-    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PipelineError(f"`dvc exp show --json` failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    return json.loads(dvc_output("exp", "show", "--json"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..cli import dvc_output
 from ..params import load_params
 from ..data.raw_record import check as check_raw_data
 from ..errors import PipelineError
@@ -126,14 +127,6 @@ def queue(cmds: Sequence[Sequence[str]]) -> int:
     return 0
 
 
-def _dvc(*args: str) -> str:
-    """What `dvc <args>` prints; an error when it fails."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PipelineError(f"`dvc {' '.join(args)}` failed: {result.stderr.strip()}")
-    return result.stdout
-
-
 def run_queue(ids: Sequence[str], per_run: int, cmds: Sequence[Sequence[str]]) -> int:
     """Run every queued experiment with one DVC queue worker per ``per_run`` ids, each stage
     taking GPU slots; exit code 1 when an experiment of ``cmds`` failed (DVC's runner exits 0
@@ -150,7 +143,7 @@ def run_queue(ids: Sequence[str], per_run: int, cmds: Sequence[Sequence[str]]) -
     for attempt in (1, 2):
         print(f"$ {ENV_GPUS}={','.join(ids)} {shlex.join(run)}", flush=True)
         rc = subprocess.run([sys.executable, "-m", "dvc", *run[1:]], env=env).returncode
-        status = _dvc("queue", "status")
+        status = dvc_output("queue", "status")
         print(status, end="", flush=True)
         rows = [line.split() for line in status.splitlines()]   # task, name, created, status
         failed = sorted({row[1] for row in rows if len(row) > 2 and row[1] in names and row[-1] == "Failed"})
@@ -158,7 +151,7 @@ def run_queue(ids: Sequence[str], per_run: int, cmds: Sequence[Sequence[str]]) -
             print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; see `dvc queue logs <name>`",
                   file=sys.stderr)
             return 1
-        recorded = set(_dvc("exp", "list", "--name-only").split())
+        recorded = set(dvc_output("exp", "list", "--name-only").split())
         lost = [name for name in names if name not in recorded]
         if not lost:
             return rc
