@@ -3,8 +3,9 @@
 For each N a synthetic class-folder tree of N photos is made (70% Train, 20% Val, 10% Test):
 a pool of distinct synthetic SFEW photos, rendered once, linked under N names (each name is
 read, detected, landmarked and aligned on its own). Then each step runs as a process of its
-own, whose peak resident set the kernel reports (wait4: the largest of the process and of the
-workers it waited for):
+own, whose peak resident set the kernel reports (benchmarks/common.py peak_rss: the largest of
+the process and of the workers it waited for, measured from a small launcher so that this
+process's own size does not count):
 
   align        stages/align_target.py, dlib landmarks, `--workers` processes, into the face store
   build_splits stages/build_splits.py, the `target` scheme (rows of the store, linked in)
@@ -29,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +41,7 @@ import yaml
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, parse, parser, positive_int, target_tree  # noqa: E402
+from benchmarks.common import REPO, parse, parser, peak_rss, positive_int, target_tree  # noqa: E402
 
 MAX_SPREAD = 0.10
 
@@ -74,20 +74,6 @@ def write_fer(path: Path) -> None:
              usage=np.array(["Training", "PublicTest", "PrivateTest"] * 7), source=np.array("synthetic"))
 
 
-def measured(cmd: list[str], log: Path) -> tuple[float, int]:
-    """(wall seconds, peak RSS in bytes of the process and its waited-for workers) of ``cmd``."""
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"bench_scale: {' '.join(cmd[1:3])} failed (exit code {proc.returncode}); see {log}:\n"
-                 + log.read_text()[-2000:])
-    return seconds, usage.ru_maxrss * 1024   # Linux reports kibibytes
-
-
 def train_epoch(split: str, params: str) -> None:
     """One streamed training epoch (run as this script's own process: see --train-epoch)."""
     import torch
@@ -115,16 +101,16 @@ def run_size(work: Path, pool: list[Path], n: int, args) -> dict:
     write_fer(data / "fer.npz")
     py = sys.executable
     rows = {}
-    seconds, rss = measured([py, "stages/align_target.py", "--params", str(params), "--out", str(data / "target"),
+    seconds, rss = peak_rss([py, "stages/align_target.py", "--params", str(params), "--out", str(data / "target"),
                              "--log", str(data / "log.csv"), "--reports", str(data / "reports"),
                              "--metrics", str(data / "align.json")], data / "align.txt")
     rows["align"] = (seconds, n / seconds, rss)
     faces = len(np.load(data / "target" / "index.npz")["labels"])
-    seconds, rss = measured([py, "stages/build_splits.py", "--params", str(params), "--fer", str(data / "fer.npz"),
+    seconds, rss = peak_rss([py, "stages/build_splits.py", "--params", str(params), "--fer", str(data / "fer.npz"),
                              "--target", str(data / "target"), "--phase1", str(data / "phase1"),
                              "--phase2", str(data / "phase2")], data / "splits.txt")
     rows["build_splits"] = (seconds, faces / seconds, rss)
-    seconds, rss = measured([py, str(Path(__file__).resolve()), "--train-epoch", str(data / "phase1"), str(params)],
+    seconds, rss = peak_rss([py, str(Path(__file__).resolve()), "--train-epoch", str(data / "phase1"), str(params)],
                             data / "train.txt")
     epoch = json.loads((data / "train.txt").read_text().strip().splitlines()[-1])
     rows["train epoch"] = (seconds, epoch["faces"] / epoch["seconds"], rss)

@@ -1,5 +1,5 @@
 """What every benchmark shares: its command line, the real data it may read, how it skips, the
-target tree it builds, and how it runs git and dvc.
+target tree it builds, how it runs git and dvc, and how it measures a command's peak memory.
 
 Each benchmark takes ``--quick``: a token-size run of every code path it has, in seconds, which
 the test suite runs (tests/test_benchmarks.py) so that a benchmark broken by a change of the
@@ -12,6 +12,8 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -110,3 +112,31 @@ def tool(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProces
     if check and result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+# Runs a command and writes its peak RSS to the file named first. A process's peak as the kernel
+# reports it (wait4's ru_maxrss) starts from the size of the process it was forked from, so a
+# command started by a benchmark that holds hundreds of MiB would report at least that much.
+# This launcher, a fresh interpreter of about 13 MiB, is what the command is forked from.
+_LAUNCHER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss(cmd: list[str], log: Path, cwd: Path = REPO) -> tuple[float, int]:
+    """(wall seconds, peak RSS in bytes) of ``cmd``, its output in ``log``: the largest resident
+    set of the command's process and of the workers it waited for. Exits naming the log when
+    the command fails."""
+    with tempfile.TemporaryDirectory(prefix="peak-rss-") as tmp, open(log, "w") as out:
+        result = Path(tmp) / "maxrss"
+        started = time.perf_counter()
+        code = subprocess.run([sys.executable, "-c", _LAUNCHER, str(result), *cmd], cwd=cwd,
+                              stdout=out, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - started
+        if code != 0:
+            sys.exit(f"{' '.join(cmd[:3])} failed (exit code {code}); see {log}:\n" + log.read_text()[-2000:])
+        return seconds, int(result.read_text()) * 1024   # Linux reports kibibytes
