@@ -9,9 +9,11 @@ A store is a folder (``data/interim/target`` for the target set):
                        store's own ``source`` and ``align`` record
 
 A face is written once, when its block of photos is done, and never held with the others in
-memory; a reader maps each shard and copies out only the rows it asks for, so no stage's
-memory grows with the number of faces. Shard boundaries depend only on the photo order, so
-the same photos give the same bytes whatever the number of workers or interruptions.
+memory; a reader maps each shard and copies out only the rows it asks for, and reads an index
+column only when it asks for it (build_splits a block of rows at a time), so no stage's memory
+grows with the number of faces beyond the rows it keeps. Shard boundaries depend only on the
+photo order, so the same photos give the same bytes whatever the number of workers or
+interruptions.
 
 Opening a store checks every shard against the index (its array header, its rows and its
 length on disk), so a truncated shard or an index that disagrees with its data is refused with
@@ -23,13 +25,14 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .errors import PipelineError
-from .io import atomic_path, file_digest, load_npz, save_npz
+from .io import NpzColumns, Pieces, atomic_path, file_digest, load_npz, npy_header, save_npz
 
 SHARD_PHOTOS = 512        # photos per shard (faces per shard: those of them kept)
 INDEX = "index.npz"
@@ -58,13 +61,7 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, data offset) from a .npy header; PipelineError naming ``path`` when unreadable."""
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = {(1, 0): np.lib.format.read_array_header_1_0,
-                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read is None:
-                raise ValueError(f".npy format version {version}")
-            shape, fortran, dtype = read(fh)
-            offset = fh.tell()
+            shape, fortran, dtype, offset = npy_header(fh)
     except FileNotFoundError:
         raise PipelineError(f"{path}: shard missing (rebuild the store with `dvc repro align_target`)") from None
     except (ValueError, OSError, SyntaxError) as exc:
@@ -166,9 +163,9 @@ class StoreImages:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def write_index(path: str | os.PathLike, faces: Mapping[str, np.ndarray], shard_rows: Sequence[int],
+def write_index(path: str | os.PathLike, faces: Mapping[str, np.ndarray | Pieces], shard_rows: Sequence[int],
                 shard_sha256: Sequence[str], size: int, **scalars: Any) -> None:
-    """The store's index: the per-face arrays, the shard table and the store's scalars."""
+    """The store's index: the per-face arrays (or their Pieces), the shard table and the store's scalars."""
     n = sum(shard_rows)
     for key in FACE_ARRAYS:
         if len(faces[key]) != n:
@@ -178,32 +175,35 @@ def write_index(path: str | os.PathLike, faces: Mapping[str, np.ndarray], shard_
              **{k: np.asarray(v) for k, v in scalars.items()})
 
 
-def open_store(folder: str | os.PathLike) -> dict[str, Any]:
+def open_store(folder: str | os.PathLike) -> Mapping[str, Any]:
     """The store's arrays as a plain ``.npz`` of the same contract would give them, with
-    ``images`` a :class:`StoreImages`; every shard checked against the index first."""
+    ``images`` a :class:`StoreImages`; every shard checked against the index first. The index's
+    columns are read from the file when first asked for (:class:`NpzColumns`)."""
     folder = Path(folder)
     index_path = folder / INDEX
     if not index_path.is_file():
         raise PipelineError(f"{folder}: not a face store (no {INDEX}); run `dvc repro align_target`")
+    tables = ("shard_rows", "shard_sha256", "size")
     try:
-        index = load_npz(index_path)
-    except (ValueError, OSError) as exc:
+        index = NpzColumns(index_path, hidden=tables)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise PipelineError(f"{index_path}: unreadable store index ({exc}); run `dvc repro align_target`") from None
-    missing = [k for k in (*FACE_ARRAYS, "shard_rows", "shard_sha256", "size") if k not in index]
+    missing = [k for k in (*FACE_ARRAYS, *tables) if k not in index.shapes]
     if missing:
         raise PipelineError(f"{index_path}: missing array `{missing[0]}`; run `dvc repro align_target`")
-    rows, size = index.pop("shard_rows"), int(index.pop("size"))
-    index.pop("shard_sha256")
+    rows, size = index["shard_rows"], int(index["size"])
     for key in FACE_ARRAYS:
-        if len(index[key]) != int(rows.sum()):
-            raise PipelineError(f"{index_path}: array `{key}` has {len(index[key])} rows but its shards "
+        shape = index.shapes[key]
+        if len(shape) != 1 or shape[0] != int(rows.sum()):
+            raise PipelineError(f"{index_path}: array `{key}` has {shape[0] if shape else 'no'} rows but its shards "
                                 f"list {int(rows.sum())} faces; run `dvc repro align_target`")
     shards, mappings = zip(*[_map_shard(folder / shard_name(k), int(n), size) for k, n in enumerate(rows)]) \
         if len(rows) else ((), ())
-    return {**index, "images": StoreImages(shards, size, mappings)}
+    index.add("images", StoreImages(shards, size, mappings))
+    return index
 
 
-def open_faces(path: str | os.PathLike) -> dict[str, Any]:
+def open_faces(path: str | os.PathLike) -> Mapping[str, Any]:
     """A source's arrays: a face store (a folder) or a plain ``.npz`` (read whole)."""
     path = Path(path)
     return open_store(path) if path.is_dir() else load_npz(path)

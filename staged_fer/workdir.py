@@ -11,19 +11,19 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 
 def key_of(*parts: Any) -> str:
-    """A short hash of JSON-able ``parts`` (anything else by its ``str``). A list or a mapping
-    (keys sorted) is hashed item by item, so a part with one entry per photo is never written
-    out whole."""
+    """A short hash of JSON-able ``parts`` (anything else by its ``str``). A list, an iterator
+    or a mapping (keys sorted) is hashed item by item, so a part with one entry per photo is
+    never written out whole, and an iterator's items need not exist all at once."""
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, Mapping):
             h.update(b"{")
             items = sorted(part.items())
-        elif isinstance(part, list):
+        elif isinstance(part, (list, Iterator)):
             h.update(b"[")
             items = part
         else:

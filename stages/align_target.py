@@ -70,8 +70,8 @@ def _align(root: Path, target, align, fan, work_root: Path, key_parts: tuple) ->
     else:
         scan = scan_sfew(root, "synthetic SFEW tree")
     warn_empty(scan)
-    tasks = [(t.path, t.split, t.label, t.skip_reason) for t in scan.tasks]
-    work = BlockStore(work_root, key_of(*key_parts, tasks), scan.tasks, align.size)
+    photos = ((t.path, t.split, t.label, t.skip_reason) for t in scan.tasks)   # hashed one at a time
+    work = BlockStore(work_root, key_of(*key_parts, photos), scan.tasks, align.size)
     work.drop_stale()
     todo = sum(len(work.blocks[k]) for k in work.pending())
     where = root if target.source == "dir" else "a synthetic SFEW tree"
@@ -107,7 +107,7 @@ def main(argv=None) -> None:
         # target.root is a dependency of the stage in dvc.yaml, hashed again by DVC after the run:
         # a tree that changed meanwhile must not leave outputs of one tree beside the hash of another.
         before = snapshot(target.root)
-        scan, work = _align(Path(target.root), target, align, fan, work_root, (*key, before))
+        scan, work = _align(Path(target.root), target, align, fan, work_root, (*key, before.digest))
         check_unchanged(target.root, before, "target.root")
     else:
         from staged_fer.synthetic.sfew import write_sfew_tree

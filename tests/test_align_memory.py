@@ -79,10 +79,29 @@ def test_the_sheets_keep_no_block_mapped(instant, tmp_path, monkeypatch):
 
 
 def test_main_process_memory_per_photo_is_a_few_hundred_bytes(instant, tmp_path):
-    """The Python heap's peak grows with the photos by their scan, the raw tree's snapshot and
-    the index's columns only: a few hundred bytes a photo, under 1 KiB (a list of results, log
+    """The Python heap's peak grows with the photos by what scanning them holds (the photo table,
+    a class folder's names as it is listed) only: under 1 KiB a photo (a list of results, log
     rows or faces held to the end would be tens of KiB)."""
     _run(tmp_path / "warm", 64)   # first-use costs (fonts, caches) out of the comparison
     small, large = 512, 2048
     grew = _run(tmp_path / "large", large) - _run(tmp_path / "small", small)
     assert grew / (large - small) < 1024, f"{grew / (large - small):.0f} bytes per photo"
+
+
+def test_while_aligning_the_main_process_holds_tens_of_bytes_a_photo(instant, tmp_path, monkeypatch):
+    """What the main process holds for the whole alignment (the photo list, the raw tree's
+    snapshot, the resume key and the blocks) is its path and a few bytes more per photo: a list
+    of task objects, or the snapshot as a dict, would be hundreds."""
+    held = []
+
+    def measuring(tasks, root, cfg, fan=None):
+        held.append(tracemalloc.get_traced_memory()[0])
+        yield from _instant(tasks, root, cfg, fan)
+    monkeypatch.setattr(blocks, "align_stream", measuring)
+    _run(tmp_path / "warm", 64)
+    small, large = 512, 4096
+    _run(tmp_path / "small", small)
+    _run(tmp_path / "large", large)
+    per_photo = (held[2] - held[1]) / (large - small)
+    path = len("Train/Angry/photo-with-a-longish-name-0000000.png")
+    assert per_photo < path + 40, f"{per_photo:.0f} bytes per photo"

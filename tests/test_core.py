@@ -15,7 +15,7 @@ import yaml
 from staged_fer.params import parse, read_stage_params
 from staged_fer.data.splits import SplitsParams, build_split, load_split, save_split
 from staged_fer.errors import PipelineError
-from staged_fer.io import atomic_path, load_npz, save_npz
+from staged_fer.io import Pieces, atomic_path, load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -66,6 +66,19 @@ def test_save_npz_is_byte_reproducible_and_round_trips(tmp_path):
     assert set(loaded) == set(arrays)
     for key, value in arrays.items():
         np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_an_array_written_in_pieces_has_the_bytes_of_the_joined_array(tmp_path):
+    paths = [np.array(["Train/a.png", "Val/Sad/b.png"]), np.array([], "<U1"), np.array(["Test/longer-name-é.png"])]
+    labels = [np.array([3, 4]), np.array([], np.int64), np.array([-1])]
+    joined = {"paths": np.concatenate(paths), "labels": np.concatenate(labels)}
+    save_npz(tmp_path / "joined.npz", **joined)
+    save_npz(tmp_path / "pieces.npz", paths=Pieces(joined["paths"].dtype, 3, lambda: iter(paths)),
+             labels=Pieces(np.int64, 3, lambda: iter(labels)))
+    assert (tmp_path / "pieces.npz").read_bytes() == (tmp_path / "joined.npz").read_bytes()
+    with pytest.raises(ValueError, match="2 items written, 3 announced"):
+        save_npz(tmp_path / "short.npz", labels=Pieces(np.int64, 3, lambda: iter(labels[:2])))
+    assert not list(tmp_path.glob("short*"))   # nothing half-written left
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

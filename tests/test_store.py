@@ -4,7 +4,7 @@ import pytest
 
 from staged_fer import store
 from staged_fer.errors import PipelineError
-from staged_fer.io import load_npz, save_npz
+from staged_fer.io import NpzColumns, load_npz, save_npz
 
 SIZE = 8
 
@@ -84,3 +84,49 @@ def test_work_keys_follow_the_content_not_the_order_of_a_mapping():
     assert len({key, key_of({"size": 128}, snapshot, [("a.png", "Train", 0)]),
                 key_of({"size": 256}, {**snapshot, "a.png": (4, 5, 7)}, [("a.png", "Train", 0)]),
                 key_of({"size": 256}, snapshot, [("a.png", "Val", 0)])}) == 4
+
+
+def test_the_index_is_read_a_column_at_a_time_and_only_when_asked_for(tmp_path, monkeypatch):
+    _write(tmp_path, counts=(3, 4))
+    data = store.open_store(tmp_path)
+    assert set(data) == {"labels", "split", "paths", "outcome", "source", "align", "images"}
+    assert "shard_rows" not in data and "outcome" in data and "subset" not in data
+    read = []
+    load = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: (read.append(a[0]), load(*a, **k))[1])
+    blocks = list(data.blocks(("split", "labels"), rows=3))   # streamed: the columns are not read whole
+    assert [len(b["labels"]) for b in blocks] == [3, 3, 1] and read == []
+    assert np.concatenate([b["labels"] for b in blocks]).tolist() == [i % 7 for i in range(7)]
+    assert data["labels"].tolist() == [i % 7 for i in range(7)] and len(read) == 1
+    assert data["labels"] is data["labels"] and len(read) == 1          # kept once read
+    assert [len(b["labels"]) for b in data.blocks(("labels", "split"), rows=5)] == [5, 2] and len(read) == 1
+
+
+def test_a_bank_cut_from_blocks_is_the_one_cut_from_whole_columns(tmp_path, monkeypatch):
+    from staged_fer.data.splits import target_bank
+    blocks = NpzColumns.blocks
+    monkeypatch.setattr(NpzColumns, "blocks", lambda self, keys: blocks(self, keys, rows=2))   # 9 faces: 5 blocks
+    _write(tmp_path, counts=(5, 4))
+    data = store.open_store(tmp_path)
+    whole = {k: data[k] for k in ("labels", "split", "paths", "outcome", "images")}
+    whole["split"] = np.array(["Train", "Val", "Train"] * 3)
+    whole["outcome"] = np.array(["aligned", "aligned", "fallback"] * 3)
+    save_npz(tmp_path / store.INDEX, **{**load_npz(tmp_path / store.INDEX), "split": whole["split"],
+                                        "outcome": whole["outcome"]})
+    for split in ("Train", "Val"):
+        by_blocks = target_bank(store.open_store(tmp_path), split)
+        in_memory = target_bank(whole, split)
+        assert by_blocks.images.rows.tolist() == in_memory.images.rows.tolist() and by_blocks.labels.dtype == np.int64
+        assert by_blocks.labels.tolist() == in_memory.labels.tolist() and len(by_blocks) == 3
+
+
+def test_a_damaged_index_column_is_named(tmp_path):
+    _write(tmp_path)
+    raw = bytearray((tmp_path / store.INDEX).read_bytes())
+    at = raw.index("p4.png".encode("utf-32-le"))   # inside the `paths` column's data
+    raw[at] ^= 0xFF
+    (tmp_path / store.INDEX).write_bytes(bytes(raw))
+    # Named when the store is opened (a small column is read whole with its header) or when the
+    # column is first read (a large one), never taken as data.
+    with pytest.raises(PipelineError, match=rf"^{tmp_path / store.INDEX}: .*\(Bad CRC-32 for file 'paths.npy'\)"):
+        store.open_store(tmp_path)["paths"]

@@ -7,48 +7,90 @@ start and compare it once they have read everything, before writing their output
 with a clear error on any difference. The snapshot is what DVC's own change detection looks
 at (size, modification time and inode of every file), so it is taken in milliseconds even
 for thousands of photos.
+
+A snapshot is kept in a temporary file, a line per file, with the digest of those lines: a
+tree of any size costs this process a few bytes, and comparing it again is one more walk. Only
+when the digests differ are the lines read back, to name the first file that changed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import tempfile
 from pathlib import Path
+from typing import IO, Iterator
 
 from ..errors import PipelineError
 
-Snapshot = dict[str, tuple[int, int, int]]
+
+class Snapshot:
+    """Size, modification time and inode of the file, or of every file under the folder, by
+    path relative to it (``""`` for a file): their ``digest``, and the lines on disk."""
+
+    def __init__(self, digest: str, lines: IO[bytes]):
+        self.digest = digest
+        self._lines = lines
+
+    def read(self) -> dict[str, tuple[int, int, int]]:
+        """``{relative path: (size, mtime_ns, inode)}``: every file at once (for an error only)."""
+        self._lines.seek(0)
+        return {rel: tuple(stat) for rel, *stat in map(json.loads, self._lines)}
+
+
+def _entries(path: Path) -> Iterator[tuple[str, int, int, int]]:
+    """(relative path, size, mtime_ns, inode) of each file, in a fixed order: the folders walked
+    sorted, and each folder's files sorted. Names stay strings: a Path per file would cost a
+    hundred times the time, and intern every name in the interpreter's string table."""
+    if path.is_file():
+        yield ("", *_stat(path))
+        return
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        rel = os.path.relpath(folder, path)
+        prefix = "" if rel == os.curdir else rel.replace(os.sep, "/") + "/"
+        for name in sorted(files):
+            try:
+                yield (prefix + name, *_stat(os.path.join(folder, name)))
+            except FileNotFoundError:
+                continue   # removed during the walk: the comparison after reading reports it
+
+
+def _digest(path: Path, copy: IO[bytes] | None = None) -> str:
+    """The SHA-256 of the snapshot's lines, which are also written to ``copy`` if given."""
+    h = hashlib.sha256()
+    for entry in _entries(path):
+        line = json.dumps(entry).encode() + b"\n"   # JSON: any file name stays one line
+        h.update(line)
+        if copy is not None:
+            copy.write(line)
+    return h.hexdigest()
+
+
+def _stat(path: str | os.PathLike) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def snapshot(path: str | os.PathLike) -> Snapshot:
-    """``{relative path: (size, mtime_ns, inode)}`` of the file, or of every file under the folder."""
-    path = Path(path)
-    if path.is_file():
-        return {"": _stat(path)}
-    found: Snapshot = {}
-    for folder, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in files:
-            full = Path(folder) / name
-            try:
-                found[full.relative_to(path).as_posix()] = _stat(full)
-            except FileNotFoundError:
-                continue   # removed during the walk: the comparison after reading reports it
-    return found
-
-
-def _stat(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns, st.st_ino
+    """The snapshot of ``path`` now (see :class:`Snapshot`)."""
+    lines = tempfile.TemporaryFile(prefix="raw-snapshot-")
+    return Snapshot(_digest(Path(path), lines), lines)
 
 
 def check_unchanged(path: str | os.PathLike, before: Snapshot, key: str) -> None:
     """PipelineError naming ``key`` and the first file added, removed or changed since ``before``."""
-    after = snapshot(path)
-    if after == before:
-        return
     path = Path(path)
-    changed = sorted(set(before) ^ set(after) | {p for p in set(before) & set(after) if before[p] != after[p]})
-    first = changed[0]
-    what = "added" if first not in before else "removed" if first not in after else "changed"
+    if _digest(path) == before.digest:
+        return
+    old = before.read()
+    what: dict[str, str] = {}
+    for rel, *stat in _entries(path):
+        was = old.pop(rel, None)
+        if was != tuple(stat):
+            what[rel] = "added" if was is None else "changed"
+    what.update(dict.fromkeys(old, "removed"))   # what is left in ``old``
+    first = min(what)
     where = path / first if first else path
-    raise PipelineError(f"`{key}`: {where} was {what} while this stage read it ({len(changed)} file(s) differ); "
+    raise PipelineError(f"`{key}`: {where} was {what[first]} while this stage read it ({len(what)} file(s) differ); "
                         f"nothing was written: rerun once the raw data stays put")

@@ -13,10 +13,12 @@ and store byte for byte.
 """
 from __future__ import annotations
 
-import zipfile
+import os
 from pathlib import Path
+from zipfile import BadZipFile
 
 from ..errors import PipelineError
+from .zip_index import ZipIndex
 
 SUFFIX = ".zip"
 
@@ -47,46 +49,60 @@ class FolderSplit:
 
     def files(self, under: str = "") -> list[str]:
         """The files anywhere under folder ``under`` of the split (the whole split when empty),
-        relative to the split, sorted, leaving out hidden files and what hidden folders hold."""
+        relative to the split, sorted, leaving out hidden files and what hidden folders hold
+        (a link to a folder is not followed)."""
         folder = self.path / under if under else self.path
         if not folder.is_dir():
             return []
-        return sorted(p.relative_to(self.path).as_posix() for p in folder.rglob("*") if p.is_file()
-                      and all(_visible(part) for part in p.relative_to(folder).parts))
+        found: list[str] = []
+        _walk(str(folder), f"{under}/" if under else "", found)
+        return sorted(found)
+
+
+def _walk(folder: str, prefix: str, found: list[str]) -> None:
+    """Append ``prefix`` + the relative path of each visible file under ``folder`` to ``found``.
+    Names stay strings (a Path per photo would intern every name in the interpreter's string
+    table), and a directory entry says what it is without a stat call for most files."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not _visible(entry.name):
+                continue
+            if entry.is_file():
+                found.append(prefix + entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, f"{prefix}{entry.name}/", found)
 
 
 class ArchiveSplit:
-    """A split placed as a zip archive: the same answers from its list of members."""
+    """A split placed as a zip archive: the same answers from its members' names (held as
+    staged_fer/data/zip_index.py's table, a few dozen bytes a member)."""
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
+            self._index = ZipIndex(path)
+        except (BadZipFile, OSError) as exc:
             raise PipelineError(f"{path}: not a readable zip archive ({exc}); pack the split folder again "
                                 f"with `make data PACK=1`, or place the folder") from None
-        for name in names:
+        self._folders: set[str] = set()   # the folders directly in the split that the archive names
+        for name in self._index.names():
             parts = name.rstrip("/").split("/")
             if name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts):
                 raise PipelineError(f"{path}: member {name!r} is not a plain relative path; "
                                     f"pack the split folder again with `make data PACK=1`")
-        self._files = sorted(n for n in names if not n.endswith("/"))
-        # Every folder the archive names: its folder members and the parents of its files.
-        self._folders = {n.rstrip("/") for n in names if n.endswith("/")}
-        self._folders |= {f.rsplit("/", 1)[0] for f in self._files if "/" in f}
+            if len(parts) > 1 or name.endswith("/"):
+                self._folders.add(parts[0])
 
     def where(self, folder: str) -> str:
         return f"{self.path} ({folder}/)"
 
     def entries(self) -> tuple[list[str], list[str]]:
-        folders = sorted({f.split("/")[0] for f in self._folders} - {""})
-        return ([f for f in folders if _visible(f)],
-                [f for f in self._files if "/" not in f and _visible(f)])
+        return (sorted(f for f in self._folders if _visible(f)),
+                [f for f in self._index.names() if "/" not in f and _visible(f)])
 
     def files(self, under: str = "") -> list[str]:
         prefix = f"{under}/" if under else ""
-        return [f for f in self._files if f.startswith(prefix)
+        return [f for f in self._index.names(prefix) if not f.endswith("/")
                 and all(_visible(part) for part in f[len(prefix):].split("/"))]
 
 

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import PipelineError
-from ..io import atomic_folder, load_npz, save_npz
+from ..io import NpzColumns, atomic_folder, load_npz, save_npz
 from ..store import INDEX, FaceRows, link_tree, open_faces
 from .fer_csv import USAGES
 
@@ -77,19 +77,32 @@ class Split:
         return self.scheme == NONE
 
 
-def fer_bank(fer: dict, usage: str) -> Bank:
+def _rows_where(arrays: Mapping[str, Any], keys: Sequence[str], keep) -> tuple[np.ndarray, np.ndarray]:
+    """The rows where ``keep(columns)`` holds, and their labels (int64): of a face store's
+    index a block of rows at a time (NpzColumns.blocks), so that no column is held whole."""
+    blocks = arrays.blocks(keys) if isinstance(arrays, NpzColumns) else [{k: arrays[k] for k in keys}]
+    rows, labels, start = [], [], 0
+    for block in blocks:
+        mask = keep(block)
+        rows.append(np.flatnonzero(mask) + start)
+        labels.append(block["labels"][mask].astype(np.int64))
+        start += len(mask)
+    return np.concatenate(rows), np.concatenate(labels)
+
+
+def fer_bank(fer: Mapping[str, Any], usage: str) -> Bank:
     # Unlabeled rows are faces the FER+ labels drop (unknown, not a face, contempt).
-    mask = (fer["usage"] == usage) & (fer["labels"] >= 0)
-    return Bank(f"FER {usage}", FaceRows(fer["images"], np.flatnonzero(mask)), fer["labels"][mask].astype(np.int64))
+    rows, labels = _rows_where(fer, ("usage", "labels"), lambda c: (c["usage"] == usage) & (c["labels"] >= 0))
+    return Bank(f"FER {usage}", FaceRows(fer["images"], rows), labels)
 
 
-def target_bank(target: dict, split: str) -> Bank:
-    mask = (target["split"] == split) & (target["labels"] >= 0)
-    if split == "Train" and "outcome" in target:
-        # Faces that failed alignment are never trained on (they may stay in Val for scoring).
-        mask &= target["outcome"] == "aligned"
-    return Bank(f"Target {split}", FaceRows(target["images"], np.flatnonzero(mask)),
-                target["labels"][mask].astype(np.int64))
+def target_bank(target: Mapping[str, Any], split: str) -> Bank:
+    # Faces that failed alignment are never trained on (they may stay in Val for scoring).
+    aligned_only = split == "Train" and "outcome" in target
+    keys = ("split", "labels", "outcome") if aligned_only else ("split", "labels")
+    rows, labels = _rows_where(target, keys, lambda c: (c["split"] == split) & (c["labels"] >= 0)
+                               & (c["outcome"] == "aligned" if aligned_only else True))
+    return Bank(f"Target {split}", FaceRows(target["images"], rows), labels)
 
 
 @dataclass(frozen=True)

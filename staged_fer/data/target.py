@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import PipelineError
-from ..faces.search import ImageTask
+from ..faces.task_table import TaskTable
 from ..labels import EMOTIONS, LABEL_OF, UNLABELED
 from .raw_record import restore_hint
 from .split_archive import ArchiveSplit, split_source
@@ -75,7 +75,7 @@ SFEW_SPLITS = EmotiwSplits("Train", "Val", "Test")
 
 @dataclass(frozen=True)
 class Scan:
-    tasks: list[ImageTask]    # sorted by path
+    tasks: TaskTable          # sorted by path
     empty: list[str]          # split or class folders without images, relative to the root
     skipped: dict[str, int] = field(default_factory=dict)  # files per class folder outside the seven
     archived: tuple[str, ...] = ()   # the splits placed as zip archives, by folder path under the root
@@ -96,7 +96,7 @@ def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits =
     if not root.is_dir():
         raise PipelineError(f"{key}: folder {root} not found; extract the target set there "
                             f"({layout}) or set target.source: synthetic")
-    tasks: list[ImageTask] = []
+    parts: list[TaskTable] = []   # a group of photos each, joined and sorted at the end
     empty: list[str] = []
     skipped: dict[str, int] = {}
     archived: list[str] = []
@@ -117,22 +117,23 @@ def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits =
                         else f"only: {', '.join(EMOTIONS)} (or an `target.labels` map)")
             raise PipelineError(f"{source.where(unknown[0])}: unknown emotion folder {unknown[0]!r}; "
                                 f"expected {expected}")
-        tasks += [ImageTask(f"{prefix}/{f}", split, UNLABELED,
-                            skip_reason=f"file directly in {name}/, outside the class folders: no label")
-                  for f in files]
+        found = len(files)
+        parts.append(TaskTable.of([f"{prefix}/{f}" for f in files], split, UNLABELED,
+                                  skip=f"file directly in {name}/, outside the class folders: no label"))
         for class_folder, label in label_of.items():
             files = [f"{prefix}/{f}" for f in source.files(class_folder)]
             if label is None:
                 if files:
                     skipped[f"{name}/{class_folder}"] = len(files)
-                tasks += [ImageTask(f, split, UNLABELED,
-                                    skip_reason=f"class folder {class_folder!r} is outside the seven (target.labels)")
-                          for f in files]
+                parts.append(TaskTable.of(files, split, UNLABELED,
+                                          skip=f"class folder {class_folder!r} is outside the seven (target.labels)"))
+                found += len(files)
                 continue
             if not files:
                 empty.append(f"{name}/{class_folder}")
-            tasks += [ImageTask(f, split, label) for f in files]
-        if not any(t.split == split for t in tasks):
+            parts.append(TaskTable.of(files, split, label))
+            found += len(files)
+        if not found:
             empty.append(name)
     test = split_source(root, splits.Test) if splits.Test else None
     if test is not None:
@@ -142,10 +143,10 @@ def scan_sfew(root: str | Path, key: str = "target.root", splits: EmotiwSplits =
         files = test.files()
         if not files:
             empty.append(splits.Test)
-        tasks += [ImageTask(f"{prefix}/{f}", "Test", UNLABELED) for f in files]
-    if not tasks:
+        parts.append(TaskTable.of([f"{prefix}/{f}" for f in files], "Test", UNLABELED))
+    tasks = TaskTable.sorted_union(parts)
+    if not len(tasks):
         raise PipelineError(f"{key}: no files under {root} ({layout})")
-    tasks.sort(key=lambda t: t.path)
     return Scan(tasks, sorted(empty), dict(sorted(skipped.items())), tuple(archived))
 
 

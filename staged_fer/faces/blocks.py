@@ -25,13 +25,14 @@ import numpy as np
 
 from .. import store
 from ..errors import PipelineError
-from ..io import atomic_folder, load_npz, save_npz
+from ..io import Pieces, atomic_folder, load_npz, save_npz
 from ..workdir import KeyedDir
 from .align_params import AlignConfig
 from .landmarks import FanLandmarker
 from .photos import Photos
 from .pipeline import THUMB, align_stream
 from .search import ALIGNED, FALLBACK, ImageTask, Result
+from .task_table import TaskTable
 
 
 def kept(r: Result) -> bool:
@@ -103,10 +104,11 @@ def _disk_full(exc: OSError) -> bool:
 class BlockStore(KeyedDir):
     """The finished blocks of one alignment run (``dir``), and the store made of them."""
 
-    def __init__(self, root: str | Path, key: str, tasks: Sequence[ImageTask], size: int):
+    def __init__(self, root: str | Path, key: str, tasks: TaskTable, size: int):
         super().__init__(root, key)
-        self.size = size
-        self.blocks = [tasks[i:i + store.SHARD_PHOTOS] for i in range(0, len(tasks), store.SHARD_PHOTOS)]
+        self.size, self.tasks = size, tasks
+        # Each block's rows of ``tasks``.
+        self.blocks = [range(i, min(i + store.SHARD_PHOTOS, len(tasks))) for i in range(0, len(tasks), store.SHARD_PHOTOS)]
 
     def pending(self) -> list[int]:
         """The blocks not finished yet (checked once: a check reads every finished shard)."""
@@ -165,7 +167,11 @@ class BlockStore(KeyedDir):
         """Align the photos of the blocks not done yet, writing each block as it completes;
         returns how many photos that was."""
         todo = self.pending()
-        tasks = [t for k in todo for t in self.blocks[k]]
+        if len(todo) == len(self.blocks):
+            tasks = self.tasks   # not a copy: a photo's row is held once
+        else:
+            rows = [np.asarray(self.blocks[k], np.int64) for k in todo]
+            tasks = self.tasks[np.concatenate(rows)] if rows else self.tasks[:0]
         results = align_stream(tasks, root, cfg, fan)
         with closing(results):   # stops the workers on an error
             done = 0
@@ -179,28 +185,31 @@ class BlockStore(KeyedDir):
                     progress(done, len(tasks))
         return len(tasks)
 
-    def publish(self, out: str | Path, **scalars) -> int:
-        """The face store at ``out``: the blocks' shards linked in, and the index; returns its faces."""
-        arrays: dict[str, list] = {key: [] for key in store.FACE_ARRAYS}
-        rows, shas = [], []
+    def _index_pieces(self) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Each block's record, and its part of the store index's columns (its kept photos)."""
         for k in range(len(self.blocks)):
             rec = self._read_record(k)
             if rec is None:
                 raise PipelineError(f"{self._record_path(k)}: block record unreadable; rerun the stage")
             keep = rec["face_row"] >= 0
-            arrays["labels"].append(rec["label"][keep])
-            arrays["split"].append(rec["split"][keep])
-            arrays["paths"].append(rec["photo"][keep])
-            arrays["outcome"].append(rec["outcome"][keep])
+            yield rec, {"labels": rec["label"][keep], "split": rec["split"][keep], "paths": rec["photo"][keep],
+                        "outcome": rec["outcome"][keep]}
+
+    def publish(self, out: str | Path, **scalars) -> int:
+        """The face store at ``out``: the blocks' shards linked in, and the index; returns its faces.
+
+        The index's columns are written a block at a time, never held whole: the records are
+        read once for the shard table and the columns' lengths and string widths, then once more
+        as the columns are written."""
+        rows, shas = [], []
+        dtypes = {key: np.dtype(np.int64 if key == "labels" else "<U1") for key in store.FACE_ARRAYS}
+        for rec, columns in self._index_pieces():
             rows.append(int(rec["shard_rows"]))
             shas.append(str(rec["shard_sha256"]))
-        # The index is the one thing per photo this process holds: each column is joined once
-        # and its blocks' pieces let go (the text columns already are the str arrays it stores).
-        faces = {}
-        for key in store.FACE_ARRAYS:
-            pieces = arrays.pop(key)
-            faces[key] = np.concatenate(pieces) if pieces else np.zeros(0, np.int64 if key == "labels" else str)
-        faces["labels"] = faces["labels"].astype(np.int64, copy=False)
+            for key, column in columns.items():
+                dtypes[key] = np.promote_types(dtypes[key], column.dtype)
+        faces = {key: Pieces(dtypes[key], sum(rows), lambda key=key: (c[key] for _, c in self._index_pieces()))
+                 for key in store.FACE_ARRAYS}
         with atomic_folder(out) as tmp:
             store.link_tree(self.dir, tmp, store.SHARD_GLOB)
             store.write_index(tmp / store.INDEX, faces, rows, shas, self.size, **scalars)

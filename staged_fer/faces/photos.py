@@ -3,13 +3,15 @@ is placed as a folder or as a zip archive (staged_fer/data/split_archive.py).
 
 A zip's central directory gives each member's place, so a worker reads any photo without going
 through the ones before it; members are stored, not compressed (photos are compressed already).
+Each process holds that directory as staged_fer/data/zip_index.py's compact table.
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
+from zipfile import BadZipFile
 
 from ..data.split_archive import archive_of
+from ..data.zip_index import ZipIndex
 from .decode import Unreadable, file_bytes
 
 
@@ -23,7 +25,7 @@ class Photos:
     def __init__(self, root: str | Path, archived: tuple[str, ...] = ()):
         self.root = Path(root)
         self.archived = tuple(archived)
-        self._open: dict[str, zipfile.ZipFile] = {}
+        self._open: dict[str, ZipIndex] = {}
 
     @classmethod
     def of(cls, root: str | Path | Photos) -> Photos:
@@ -41,11 +43,11 @@ class Photos:
         where = archive_of(self.root / name).name
         try:
             if name not in self._open:
-                self._open[name] = zipfile.ZipFile(archive_of(self.root / name))
+                self._open[name] = ZipIndex(archive_of(self.root / name))
             return self._open[name].read(member)
         except KeyError:
             raise Unreadable(f"not in {where}") from None
-        except zipfile.BadZipFile as exc:   # a CRC that does not match: the bytes changed
+        except BadZipFile as exc:   # a CRC that does not match: the bytes changed
             raise Unreadable(f"corrupt in {where}: {exc}") from None
         except OSError as exc:
             raise Unreadable(f"cannot read {where}: {exc.strerror or exc}") from None
