@@ -1,10 +1,10 @@
 """A zip archive's members as a compact table, for split archives of hundreds of thousands of photos.
 
-``zipfile.ZipFile`` holds a ZipInfo object per member, about 560 bytes each: a 300,000-photo
-split archive would cost 170 MB in every process that opens it, the scan's and each aligner
+``zipfile.ZipFile`` holds a ZipInfo object per member, about 530 bytes each: a 300,000-photo
+split archive would cost 160 MB in every process that opens it, the scan's and each aligner
 worker's. Here the central directory is read in one pass into columns: the member names as one
 array of UTF-8 bytes, sorted (UTF-8 byte order is code point order, the order of Python's
-``sorted``), and each member's header offset, sizes, CRC-32 and method, about 30 bytes a member
+``sorted``), and each member's header offset, sizes, CRC-32 and method, 40 bytes a member
 beside its name. A member is found by binary search and read as ``zipfile`` reads it: its local
 header skipped, its bytes inflated if deflated, its CRC-32 checked. ZIP64 archives (over 4 GiB
 or 65,535 members) are read too; encrypted members are refused.
